@@ -1,0 +1,17 @@
+//! ashgate's gRPC wire types. Generated from `proto/ashgate/*.proto`; no logic lives here.
+
+#![allow(clippy::all, missing_docs)]
+
+/// `ashgate.identity.v1`: users, sessions, API keys, credential verification, revocations.
+pub mod identity {
+    tonic::include_proto!("ashgate.identity.v1");
+}
+
+/// `ashgate.collector.v1`: the span read path.
+pub mod collector {
+    tonic::include_proto!("ashgate.collector.v1");
+}
+
+/// Encoded `FileDescriptorSet` of every ashgate proto, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/ashgate_descriptor.bin"));
