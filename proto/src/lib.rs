@@ -13,5 +13,4 @@ pub mod collector {
 }
 
 /// Encoded `FileDescriptorSet` of every ashgate proto, for gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/ashgate_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ashgate_descriptor.bin"));
