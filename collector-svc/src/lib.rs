@@ -1,1 +1,108 @@
-//! collector-svc (in progress)
+//! collector-svc: authenticated OTLP trace ingestion (gRPC on `PHOENIX_GRPC_PORT`, HTTP on
+//! `ASHGATE_OTLP_HTTP_PORT`) that answers an export only after its spans are committed, says
+//! "retry later" instead of buffering without bound, and serves the stored spans back over gRPC.
+//!
+//! Path of an export: auth layer → decode (bounded concurrency, size-limited) → convert to rows
+//! → bounded queue (span permits, try-acquire) → writer (many exports per transaction,
+//! `ON CONFLICT DO NOTHING`) → commit → acknowledge.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod config;
+pub mod convert;
+pub mod cursor;
+pub mod error;
+pub mod grpc;
+pub mod http;
+pub mod ingest;
+pub mod json_text;
+pub mod metrics;
+pub mod otlp_json;
+pub mod queue;
+mod server;
+pub mod span;
+pub mod store;
+mod writer;
+
+use std::process::ExitCode;
+
+use ashgate_identity_client::env::Env;
+
+pub use config::{CollectorConfig, DatabaseUrl, WriterHold};
+pub use error::Error;
+pub use server::{Collector, serve};
+
+/// The verifier `config` asks for: identity-svc when auth is enabled, else everyone is anonymous.
+pub fn verifier_for(config: &CollectorConfig) -> Result<auth::CredentialVerifier, Error> {
+    if config.auth_enabled {
+        auth::CredentialVerifier::connect(config.verifier_config())
+            .map_err(|e| Error::Startup(format!("cannot reach identity-svc: {e}")))
+    } else {
+        Ok(auth::CredentialVerifier::disabled())
+    }
+}
+
+/// The whole process: read the environment, log to stderr, serve until SIGINT or SIGTERM.
+/// The `collector-svc` binary is this function; tests and benchmarks run it in child processes.
+pub fn run_process(env: &Env) -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let config = match CollectorConfig::from_env(env) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("collector-svc: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("collector-svc: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let verifier = verifier_for(&config)?;
+        let collector = Collector::bind(config, verifier).await?;
+        // Machine-readable line for supervisors and tests that start us on port 0.
+        println!("collector-svc listening grpc={} http={}", collector.grpc_addr(), collector.http_addr());
+        collector.run(shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("collector-svc: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

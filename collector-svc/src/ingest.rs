@@ -1,0 +1,107 @@
+//! One export, whatever the transport: convert, queue, wait for the commit, count.
+
+use std::sync::{Arc, Mutex};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::auth::Principal;
+use crate::convert::{Sender, convert_export, count_spans};
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::queue::IngestQueue;
+
+/// Exports larger than this are converted on the blocking pool, not on an async worker.
+const INLINE_CONVERT_SPANS: usize = 2_000;
+
+/// What an accepted export reports back (`partial_success`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportOutcome {
+    /// Spans committed.
+    pub accepted_spans: u64,
+    /// Invalid spans that were dropped.
+    pub rejected_spans: u64,
+    /// Why, when any were.
+    pub message: Option<String>,
+}
+
+/// A permit to read and decode one request body; bounds the memory held by bodies in flight.
+/// Shared through request extensions (which must be `Clone`), taken once by the handler.
+#[derive(Clone, Debug, Default)]
+pub struct DecodeSlot(Arc<Mutex<Option<OwnedSemaphorePermit>>>);
+
+impl DecodeSlot {
+    /// Holds `permit` until taken or dropped.
+    pub fn new(permit: OwnedSemaphorePermit) -> Self {
+        Self(Arc::new(Mutex::new(Some(permit))))
+    }
+
+    /// Takes the permit out; dropping it frees the slot.
+    pub fn take(&self) -> Option<OwnedSemaphorePermit> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+/// The ingest path shared by OTLP/gRPC and OTLP/HTTP.
+#[derive(Debug)]
+pub struct Ingest {
+    /// The queue to the writer.
+    pub queue: IngestQueue,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Bodies being read and decoded at once, at most.
+    pub decodes: Arc<Semaphore>,
+    /// Body size limit, compressed and decompressed.
+    pub max_message_bytes: usize,
+}
+
+impl Ingest {
+    /// Waits for a decode slot (requests wait holding only their headers).
+    pub async fn decode_permit(&self) -> Result<OwnedSemaphorePermit, Error> {
+        self.decodes.clone().acquire_owned().await.map_err(|_| Error::ShuttingDown)
+    }
+
+    /// Converts, queues and waits for the commit of one decoded export.
+    pub async fn export(
+        &self,
+        request: ExportTraceServiceRequest,
+        project_override: Option<String>,
+        principal: &Principal,
+        decode_permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<ExportOutcome, Error> {
+        let sender = Sender { user_id: principal.user_id, kind: principal.kind.as_str_name() };
+        let spans = count_spans(&request);
+        if self.queue.is_full() || spans > self.queue.capacity() as usize {
+            let error = if spans > self.queue.capacity() as usize {
+                Error::TooManySpans { spans, limit: self.queue.capacity() }
+            } else {
+                self.queue.full_error()
+            };
+            self.metrics.record_refused(&error, Some(spans as u64));
+            return Err(error);
+        }
+        let batch = if spans > INLINE_CONVERT_SPANS {
+            tokio::task::spawn_blocking(move || convert_export(request, project_override.as_deref(), sender))
+                .await
+                .map_err(|_| Error::Unavailable)?
+        } else {
+            convert_export(request, project_override.as_deref(), sender)
+        };
+        drop(decode_permit);
+        let outcome = ExportOutcome {
+            accepted_spans: batch.rows.len() as u64,
+            rejected_spans: batch.rejected_spans,
+            message: batch.rejection_message(),
+        };
+        match self.queue.submit(batch).await {
+            Ok(()) => {
+                self.metrics.record_accepted(outcome.accepted_spans, outcome.rejected_spans);
+                Ok(outcome)
+            }
+            Err(error) => {
+                self.metrics.record_refused(&error, Some(outcome.accepted_spans));
+                Err(error)
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The span store: SQLite or PostgreSQL behind one sqlx `AnyPool`, chosen by URL scheme.
+
+mod insert;
+mod query;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor as _};
+
+pub use insert::ResolvedBatch;
+pub use query::{ProjectPage, SpanFilter, SpanPage, StoredProject, StoredSpan};
+
+use crate::config::DatabaseUrl;
+use crate::error::Error;
+
+/// Which SQL dialect the pool speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (WAL, synchronous=NORMAL).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// Durable span storage, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// Project name → id; projects are never renamed or deleted here, so entries stay valid.
+    project_ids: Arc<Mutex<HashMap<String, i64>>>,
+    insert: Arc<insert::InsertStatements>,
+}
+
+/// Logs a storage failure (without the URL) and hides it behind `Error::Unavailable`.
+pub(crate) fn unavailable(context: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |error| {
+        tracing::error!(%error, context, "span store error");
+        Error::Unavailable
+    }
+}
+
+impl Store {
+    /// Connects, applies the collector's migrations (versions ≥ 20000; other services' versions
+    /// in the shared `_sqlx_migrations` table are ignored) and tunes SQLite for durability.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Self, Error> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.is_postgres() { Backend::Postgres } else { Backend::Sqlite };
+        if backend == Backend::Sqlite {
+            create_sqlite_dir(url.expose())?;
+        }
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        let options = match backend {
+            // One connection writes; the others read (WAL lets readers run beside the writer).
+            Backend::Sqlite => options.max_connections(4).after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL + NORMAL: a commit survives a process kill (it is in the WAL, handed to
+                    // the OS); a power loss may lose the last commits before a checkpoint.
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;")
+                        .await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => options.max_connections(8),
+        };
+        let pool = options
+            .connect(url.expose())
+            .await
+            .map_err(|e| Error::Startup(format!("cannot open the span database: {e}")))?;
+        let mut migrator = match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator.set_ignore_missing(true);
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| Error::Startup(format!("cannot migrate the span database: {e}")))?;
+        Ok(Self {
+            pool,
+            backend,
+            project_ids: Arc::default(),
+            insert: Arc::new(insert::InsertStatements::new(backend)),
+        })
+    }
+
+    /// The dialect in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Ids of these projects, creating the missing ones (each in its own committed statement, so
+    /// the id cache never holds an id that a rolled-back transaction made).
+    pub async fn project_ids(&self, names: &[&str]) -> Result<Vec<i64>, Error> {
+        let mut ids = Vec::with_capacity(names.len());
+        for name in names {
+            let cached = self.project_ids.lock().ok().and_then(|cache| cache.get(*name).copied());
+            let id = match cached {
+                Some(id) => id,
+                None => {
+                    let id = self.ensure_project(name).await?;
+                    if let Ok(mut cache) = self.project_ids.lock() {
+                        cache.insert((*name).to_owned(), id);
+                    }
+                    id
+                }
+            };
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    async fn ensure_project(&self, name: &str) -> Result<i64, Error> {
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "INSERT INTO projects (name, description, created_at) VALUES (?, '', ?) ON CONFLICT (name) DO NOTHING"
+            }
+            Backend::Postgres => {
+                "INSERT INTO projects (name, description, created_at) VALUES ($1, '', $2) ON CONFLICT (name) DO NOTHING"
+            }
+        };
+        sqlx::query(sql)
+            .bind(name)
+            .bind(now_unix_nano())
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable("create project"))?;
+        let sql = match self.backend {
+            Backend::Sqlite => "SELECT id FROM projects WHERE name = ?",
+            Backend::Postgres => "SELECT id FROM projects WHERE name = $1",
+        };
+        sqlx::query_scalar(sql).bind(name).fetch_one(&self.pool).await.map_err(unavailable("find project"))
+    }
+
+    /// Closes every connection, waiting for those in use.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Now, in Unix nanoseconds.
+pub(crate) fn now_unix_nano() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// SQLite creates the file but not its directory.
+fn create_sqlite_dir(url: &str) -> Result<(), Error> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Startup(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    Ok(())
+}
