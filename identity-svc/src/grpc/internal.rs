@@ -1,0 +1,96 @@
+//! `InternalService`: credential verification and the revocation stream, for ashgate services
+//! only (they present `x-ashgate-internal-token`).
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use ashgate_proto::identity::{
+    self as pb, internal_service_server::InternalService, revocation_event::Target,
+};
+use futures::Stream;
+use tokio::sync::broadcast::error::RecvError;
+use tonic::{Request, Response, Status};
+
+use super::convert::{optional_text, pair_to_pb, principal_to_pb, role_from_pb};
+use super::require_internal;
+use crate::identity::Identity;
+use crate::oauth2::OAuth2Identity;
+use crate::revocation::Revocation;
+
+/// The internal API.
+pub struct InternalApi(pub Arc<Identity>);
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::RevocationEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl InternalService for InternalApi {
+    async fn verify_credential(
+        &self,
+        request: Request<pb::VerifyCredentialRequest>,
+    ) -> Result<Response<pb::Principal>, Status> {
+        require_internal(&self.0, &request)?;
+        let credential = &request.get_ref().credential;
+        let principal = if self.0.config().auth_enabled {
+            self.0.verify_credential(credential).await?
+        } else {
+            crate::principal::Principal::anonymous()
+        };
+        Ok(Response::new(principal_to_pb(&principal, self.0.cache_until_ms(&principal))))
+    }
+
+    type WatchRevocationsStream = EventStream;
+
+    async fn watch_revocations(
+        &self,
+        request: Request<pb::WatchRevocationsRequest>,
+    ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
+        require_internal(&self.0, &request)?;
+        // Subscribe before answering: once the caller sees the response, it misses nothing.
+        let receiver = self.0.revocations().subscribe();
+        let stream = futures::stream::unfold((receiver, 0u64), |(mut receiver, seq)| async move {
+            let target = match receiver.recv().await {
+                Ok(Revocation::AccessToken(id)) => Target::Credential(pb::RevokedCredential {
+                    kind: pb::CredentialKind::AccessToken.into(),
+                    id,
+                }),
+                Ok(Revocation::ApiKey(id)) => {
+                    // Verifiers key their caches by credential, so user vs system does not matter.
+                    Target::Credential(pb::RevokedCredential {
+                        kind: pb::CredentialKind::UserApiKey.into(),
+                        id,
+                    })
+                }
+                Ok(Revocation::User(id)) => Target::UserId(id),
+                // Falling behind means events were lost: the subscriber must drop everything.
+                Ok(Revocation::Flush) | Err(RecvError::Lagged(_)) => Target::Flush(true),
+                Err(RecvError::Closed) => return None,
+            };
+            let seq = seq + 1;
+            Some((Ok(pb::RevocationEvent { seq, target: Some(target) }), (receiver, seq)))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn complete_o_auth2_sign_in(
+        &self,
+        request: Request<pb::CompleteOAuth2SignInRequest>,
+    ) -> Result<Response<pb::TokenPair>, Status> {
+        require_internal(&self.0, &request)?;
+        let body = request.into_inner();
+        let role = match body.role {
+            0 => None,
+            value => Some(role_from_pb(value)?),
+        };
+        let identity = OAuth2Identity {
+            client_id: body.client_id,
+            subject: body.subject,
+            email: body.email,
+            username: body.username,
+            profile_picture_url: optional_text(body.profile_picture_url),
+            allow_sign_up: body.allow_sign_up,
+            role,
+            resync_role: body.resync_role,
+        };
+        Ok(Response::new(pair_to_pb(self.0.complete_oauth2_sign_in(identity).await?)))
+    }
+}

@@ -1,0 +1,133 @@
+//! The gRPC transport: translates wire messages to domain calls and domain errors to
+//! `Status`. No rules live here.
+
+mod api_keys;
+mod auth;
+mod convert;
+mod internal;
+mod users;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ashgate_identity_client::bearer::parse_bearer;
+use ashgate_proto::identity::api_key_service_server::ApiKeyServiceServer;
+use ashgate_proto::identity::auth_service_server::AuthServiceServer;
+use ashgate_proto::identity::internal_service_server::InternalServiceServer;
+use ashgate_proto::identity::user_service_server::UserServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic::{Request, Status};
+
+use crate::identity::Identity;
+use crate::principal::Principal;
+
+/// Metadata carrying the internal service credential (`ASHGATE_INTERNAL_TOKEN`).
+pub const INTERNAL_TOKEN_METADATA: &str = "x-ashgate-internal-token";
+/// Metadata with the end user's address, trusted only from internal callers (the gateway).
+pub const CLIENT_ADDR_METADATA: &str = "x-ashgate-client-addr";
+
+/// identity-svc bound to a port, ready to serve.
+pub struct IdentityServer {
+    identity: Arc<Identity>,
+    listener: TcpListener,
+}
+
+impl IdentityServer {
+    /// Binds `addr` (port 0 picks a free port).
+    pub async fn bind(identity: Arc<Identity>, addr: SocketAddr) -> std::io::Result<Self> {
+        Ok(Self { identity, listener: TcpListener::bind(addr).await? })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight calls finish.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error> {
+        let identity = self.identity;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<AuthServiceServer<auth::AuthApi>>().await;
+        health.set_serving::<InternalServiceServer<internal::InternalApi>>().await;
+        tokio::spawn(report_readiness(Arc::downgrade(&identity), health));
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(ashgate_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| {
+                tracing::error!(error = %e, "reflection unavailable");
+                e
+            })
+            .ok();
+        let incoming = TcpListenerStream::new(self.listener);
+        Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(5)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(5)))
+            .tcp_nodelay(true)
+            .add_service(health_service)
+            .add_optional_service(reflection)
+            .add_service(AuthServiceServer::new(auth::AuthApi(identity.clone())))
+            .add_service(UserServiceServer::new(users::UserApi(identity.clone())))
+            .add_service(ApiKeyServiceServer::new(api_keys::ApiKeyApi(identity.clone())))
+            .add_service(InternalServiceServer::new(internal::InternalApi(identity)))
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+    }
+}
+
+/// Flips the gRPC health status with the database's reachability.
+async fn report_readiness(identity: std::sync::Weak<Identity>, health: tonic_health::server::HealthReporter) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        let Some(identity) = identity.upgrade() else { return };
+        if identity.is_ready().await {
+            health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+        } else {
+            health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+        }
+    }
+}
+
+/// The bearer credential of a request, if it has a well-formed one.
+fn bearer<T>(request: &Request<T>) -> Option<String> {
+    let value = request.metadata().get("authorization")?.to_str().ok()?;
+    parse_bearer(value).map(str::to_owned)
+}
+
+fn is_internal<T>(identity: &Identity, request: &Request<T>) -> bool {
+    let presented = request.metadata().get(INTERNAL_TOKEN_METADATA).and_then(|v| v.to_str().ok());
+    identity.is_internal_caller(presented)
+}
+
+/// The end user's address: what the gateway says (if it proves it is internal), else the peer.
+fn client_addr<T>(identity: &Identity, request: &Request<T>) -> Option<IpAddr> {
+    if is_internal(identity, request)
+        && let Some(addr) =
+            request.metadata().get(CLIENT_ADDR_METADATA).and_then(|v| v.to_str().ok()?.parse().ok())
+    {
+        return Some(addr);
+    }
+    request.remote_addr().map(|a| a.ip())
+}
+
+/// Authenticates the caller of a public RPC.
+async fn caller<T>(identity: &Identity, request: &Request<T>) -> Result<Principal, Status> {
+    Ok(identity.authenticate(bearer(request).as_deref(), false).await?)
+}
+
+/// Refuses callers without the internal service credential.
+fn require_internal<T>(identity: &Identity, request: &Request<T>) -> Result<(), Status> {
+    if is_internal(identity, request) {
+        Ok(())
+    } else {
+        Err(Status::permission_denied("This RPC is only for ashgate services"))
+    }
+}

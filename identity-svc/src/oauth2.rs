@@ -1,0 +1,134 @@
+//! Completing an OAuth2/OIDC sign-in whose ID token the gateway has verified: find or create
+//! the user, then start a session (Phoenix `routers/oauth2.py` user resolution).
+
+use crate::error::{Error, Result};
+use crate::identity::{Identity, now_ms};
+use crate::principal::Role;
+use crate::session::TokenPair;
+use crate::token::random_token;
+use crate::user::{AuthMethod, NewUser, User, is_valid_email, normalize_email};
+
+/// What the gateway learnt from the provider.
+#[derive(Debug, Clone)]
+pub struct OAuth2Identity {
+    /// The provider's client id (identities are unique per client).
+    pub client_id: String,
+    /// The `sub` claim.
+    pub subject: String,
+    /// The email claim (after `EMAIL_ATTRIBUTE_PATH`).
+    pub email: String,
+    /// Preferred username (the `name` claim), may be empty.
+    pub username: String,
+    /// The `picture` claim.
+    pub profile_picture_url: Option<String>,
+    /// `PHOENIX_OAUTH2_<IDP>_ALLOW_SIGN_UP`.
+    pub allow_sign_up: bool,
+    /// Mapped role, or `None` for the default (member).
+    pub role: Option<Role>,
+    /// Re-apply `role` to an existing user.
+    pub resync_role: bool,
+}
+
+/// Phoenix's error codes, carried as FAILED_PRECONDITION messages; the gateway redirects to
+/// `/login?error=<code>`.
+pub const EMAIL_IN_USE: &str = "email_in_use";
+/// Sign-up disallowed and no matching user.
+pub const SIGN_IN_NOT_ALLOWED: &str = "sign_in_not_allowed";
+
+impl Identity {
+    /// Signs in (or signs up) the person behind an OAuth2 identity. An email that belongs to a
+    /// local account is refused (`email_in_use`), never silently linked.
+    #[tracing::instrument(skip_all, fields(client_id = %identity.client_id))]
+    pub async fn complete_oauth2_sign_in(&self, identity: OAuth2Identity) -> Result<TokenPair> {
+        self.require_auth_enabled()?;
+        let email = normalize_email(&identity.email);
+        if identity.subject.is_empty() || !is_valid_email(&email) {
+            return Err(Error::Invalid("OAuth2 identity needs a subject and a valid email".into()));
+        }
+        if identity.role == Some(Role::System) {
+            return Err(Error::Invalid("Role SYSTEM cannot be assigned".into()));
+        }
+        let user = match self.store.user_by_oauth2(&identity.client_id, &identity.subject).await? {
+            Some(user) => Some(user),
+            None => self.link_by_email(&identity, &email).await?,
+        };
+        let user = match user {
+            Some(user) => self.refresh_profile(user, &identity).await?,
+            None if identity.allow_sign_up => self.sign_up(&identity, email).await?,
+            None => return Err(Error::Precondition(SIGN_IN_NOT_ALLOWED.into())),
+        };
+        self.start_session(user.id, None, false).await
+    }
+
+    /// An existing account with this email that may take this identity: an OAuth2 user not yet
+    /// linked to this client (e.g. seeded from PHOENIX_ADMINS).
+    async fn link_by_email(&self, identity: &OAuth2Identity, email: &str) -> Result<Option<User>> {
+        let Some(user) = self.store.user_by_email(email).await? else { return Ok(None) };
+        if user.auth_method != AuthMethod::OAuth2 {
+            return Err(Error::Precondition(EMAIL_IN_USE.into()));
+        }
+        match (&user.oauth2_client_id, &user.oauth2_user_id) {
+            (Some(client), Some(subject))
+                if *client == identity.client_id && *subject != identity.subject =>
+            {
+                Err(Error::Precondition(SIGN_IN_NOT_ALLOWED.into()))
+            }
+            (Some(client), Some(_)) if *client != identity.client_id => {
+                Err(Error::Precondition(EMAIL_IN_USE.into()))
+            }
+            _ => Ok(Some(user)),
+        }
+    }
+
+    async fn refresh_profile(&self, user: User, identity: &OAuth2Identity) -> Result<User> {
+        let role = match identity.role {
+            Some(role) if identity.resync_role && user.role != Role::System => role,
+            _ => user.role,
+        };
+        let picture = identity.profile_picture_url.as_deref().or(user.profile_picture_url.as_deref());
+        let changed = role != user.role;
+        let updated = self
+            .store
+            .update_oauth2_profile(user.id, &identity.client_id, &identity.subject, picture, role, now_ms())
+            .await?
+            .ok_or(Error::NotFound(crate::user::USER_NOT_FOUND))?;
+        if changed {
+            self.revoke_sessions_of(user.id).await?;
+        }
+        Ok(updated)
+    }
+
+    async fn sign_up(&self, identity: &OAuth2Identity, email: String) -> Result<User> {
+        let base = Some(identity.username.trim())
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .unwrap_or_else(|| email.split('@').next().unwrap_or("user").to_owned());
+        let base: String = base.chars().filter(|c| !c.is_control()).take(56).collect();
+        let mut user = NewUser {
+            email,
+            username: base.clone(),
+            role: identity.role.unwrap_or(Role::Member),
+            auth_method: AuthMethod::OAuth2,
+            password_hash: None,
+            password_needs_reset: false,
+            oauth2_client_id: Some(identity.client_id.clone()),
+            oauth2_user_id: Some(identity.subject.clone()),
+            profile_picture_url: identity.profile_picture_url.clone(),
+        };
+        // Phoenix appends a random suffix when the username is taken.
+        for _ in 0..5 {
+            match self.store.insert_user(&user, now_ms()).await {
+                Err(Error::Conflict("Username already exists")) => {
+                    let suffix: String =
+                        random_token(6).chars().filter(char::is_ascii_alphanumeric).take(5).collect();
+                    user.username = format!("{base}-{suffix}");
+                }
+                Err(Error::Conflict("Email already exists")) => {
+                    return Err(Error::Precondition(EMAIL_IN_USE.into()));
+                }
+                other => return other,
+            }
+        }
+        Err(Error::Conflict("Username already exists"))
+    }
+}

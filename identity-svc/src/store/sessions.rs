@@ -1,0 +1,256 @@
+//! `refresh_tokens`, `access_tokens` and `password_reset_tokens`.
+
+use sqlx::Row;
+
+use super::{Store, flag};
+use crate::error::{Error, Result};
+use crate::principal::Role;
+
+/// A refresh token row.
+#[derive(Debug, Clone)]
+pub struct RefreshRow {
+    /// Owner.
+    pub user_id: i64,
+    /// The first refresh token of this login; every rotation stays in the family.
+    pub family_id: i64,
+    /// SHA-256 of the token's nonce.
+    pub nonce_hash: Vec<u8>,
+    /// Unix ms.
+    pub expires_at_ms: i64,
+    /// Set once the token has been exchanged; presenting it again is reuse.
+    pub rotated: bool,
+}
+
+/// An access token row joined with its owner's current state.
+#[derive(Debug, Clone)]
+pub struct AccessRow {
+    /// Owner.
+    pub user_id: i64,
+    /// SHA-256 of the token's nonce.
+    pub nonce_hash: Vec<u8>,
+    /// Unix ms.
+    pub expires_at_ms: i64,
+    /// Owner's current role.
+    pub role: Role,
+    /// Owner must change their password.
+    pub password_needs_reset: bool,
+}
+
+/// A password-reset token row.
+#[derive(Debug, Clone)]
+pub struct ResetRow {
+    /// Whose password it resets.
+    pub user_id: i64,
+    /// SHA-256 of the token's nonce.
+    pub nonce_hash: Vec<u8>,
+    /// Unix ms.
+    pub expires_at_ms: i64,
+}
+
+impl Store {
+    /// Starts a session or continues `family_id`'s: a refresh row and its access row, in one
+    /// transaction. Returns (refresh id, access id).
+    pub async fn insert_session(
+        &self,
+        user_id: i64,
+        family_id: Option<i64>,
+        refresh: (&[u8], i64),
+        access: (&[u8], i64),
+        now_ms: i64,
+    ) -> Result<(i64, i64)> {
+        let mut tx = self.pool.begin().await?;
+        let refresh_id: i64 = sqlx::query(
+            "INSERT INTO refresh_tokens (user_id, family_id, nonce_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(family_id.unwrap_or(0))
+        .bind(refresh.0)
+        .bind(now_ms)
+        .bind(refresh.1)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("id")?;
+        if family_id.is_none() {
+            sqlx::query("UPDATE refresh_tokens SET family_id = id WHERE id = $1")
+                .bind(refresh_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let access_id: i64 = sqlx::query(
+            "INSERT INTO access_tokens (user_id, refresh_token_id, nonce_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(refresh_id)
+        .bind(access.0)
+        .bind(now_ms)
+        .bind(access.1)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("id")?;
+        tx.commit().await?;
+        Ok((refresh_id, access_id))
+    }
+
+    /// A refresh token row.
+    pub async fn refresh_row(&self, id: i64) -> Result<Option<RefreshRow>> {
+        let row = sqlx::query(
+            "SELECT user_id, family_id, nonce_hash, expires_at, rotated_at FROM refresh_tokens WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(RefreshRow {
+                user_id: r.try_get("user_id")?,
+                family_id: r.try_get("family_id")?,
+                nonce_hash: r.try_get("nonce_hash")?,
+                expires_at_ms: r.try_get("expires_at")?,
+                rotated: r.try_get::<Option<i64>, _>("rotated_at")?.is_some(),
+            })
+        })
+        .transpose()
+    }
+
+    /// Marks a refresh token exchanged and deletes its access tokens; false when someone else
+    /// rotated it first (so two concurrent refreshes cannot both win). Returns the revoked
+    /// access token ids.
+    pub async fn rotate_refresh(&self, id: i64, now_ms: i64) -> Result<Option<Vec<i64>>> {
+        let mut tx = self.pool.begin().await?;
+        let done =
+            sqlx::query("UPDATE refresh_tokens SET rotated_at = $1 WHERE id = $2 AND rotated_at IS NULL")
+                .bind(now_ms)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let rows = sqlx::query("DELETE FROM access_tokens WHERE refresh_token_id = $1 RETURNING id")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(ids(&rows)?))
+    }
+
+    /// Deletes a whole session family (refresh-token reuse); returns the revoked access ids.
+    pub async fn delete_family(&self, family_id: i64) -> Result<Vec<i64>> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "DELETE FROM access_tokens WHERE refresh_token_id IN (SELECT id FROM refresh_tokens WHERE family_id = $1) RETURNING id",
+        )
+        .bind(family_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE family_id = $1")
+            .bind(family_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        ids(&rows)
+    }
+
+    /// Ends every session of a user (logout everywhere).
+    pub async fn delete_sessions_of(&self, user_id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// An access token row with its owner's current role.
+    pub async fn access_row(&self, id: i64) -> Result<Option<AccessRow>> {
+        let row = sqlx::query(
+            "SELECT a.user_id, a.nonce_hash, a.expires_at, u.role, u.password_needs_reset \
+             FROM access_tokens a JOIN users u ON u.id = a.user_id WHERE a.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let role: String = r.try_get("role")?;
+            Ok(AccessRow {
+                user_id: r.try_get("user_id")?,
+                nonce_hash: r.try_get("nonce_hash")?,
+                expires_at_ms: r.try_get("expires_at")?,
+                role: Role::parse(&role).ok_or_else(|| Error::internal("unknown role"))?,
+                password_needs_reset: flag(&r, "password_needs_reset")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Replaces the user's reset token (one live token per user); returns its id.
+    pub async fn replace_reset_token(
+        &self,
+        user_id: i64,
+        nonce_hash: &[u8],
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM password_reset_tokens WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO password_reset_tokens (user_id, nonce_hash, created_at, expires_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(nonce_hash)
+        .bind(now_ms)
+        .bind(expires_at_ms)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("id")?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// A reset token row.
+    pub async fn reset_row(&self, id: i64) -> Result<Option<ResetRow>> {
+        let row =
+            sqlx::query("SELECT user_id, nonce_hash, expires_at FROM password_reset_tokens WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            Ok(ResetRow {
+                user_id: r.try_get("user_id")?,
+                nonce_hash: r.try_get("nonce_hash")?,
+                expires_at_ms: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Consumes a reset token; false if it was already used (single use under concurrency).
+    pub async fn consume_reset_token(&self, id: i64) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM password_reset_tokens WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes expired sessions and reset tokens. Expired access tokens are recognised from
+    /// their own `exp` claim, so dropping the rows loses nothing.
+    pub async fn purge_expired(&self, now_ms: i64) -> Result<u64> {
+        let mut removed = 0;
+        for sql in [
+            "DELETE FROM access_tokens WHERE expires_at <= $1",
+            "DELETE FROM refresh_tokens WHERE expires_at <= $1",
+            "DELETE FROM password_reset_tokens WHERE expires_at <= $1",
+        ] {
+            removed += sqlx::query(sql).bind(now_ms).execute(&self.pool).await?.rows_affected();
+        }
+        Ok(removed)
+    }
+}
+
+fn ids(rows: &[sqlx::any::AnyRow]) -> Result<Vec<i64>> {
+    rows.iter().map(|r| Ok(r.try_get::<i64, _>("id")?)).collect()
+}

@@ -1,0 +1,198 @@
+//! The `users` table.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, conflict_or, flag};
+use crate::error::{Error, Result};
+use crate::principal::Role;
+use crate::user::{AuthMethod, NewUser, User};
+
+const COLUMNS: &str = "id, email, username, role, auth_method, password_hash, password_needs_reset, \
+    oauth2_client_id, oauth2_user_id, profile_picture_url, created_at, updated_at";
+
+fn user_from_row(row: &AnyRow) -> Result<User> {
+    let role: String = row.try_get("role")?;
+    let method: String = row.try_get("auth_method")?;
+    Ok(User {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        username: row.try_get("username")?,
+        role: Role::parse(&role).ok_or_else(|| Error::internal(format!("unknown role {role}")))?,
+        auth_method: AuthMethod::parse(&method)
+            .ok_or_else(|| Error::internal(format!("unknown auth method {method}")))?,
+        password_hash: row.try_get("password_hash")?,
+        password_needs_reset: flag(row, "password_needs_reset")?,
+        oauth2_client_id: row.try_get("oauth2_client_id")?,
+        oauth2_user_id: row.try_get("oauth2_user_id")?,
+        profile_picture_url: row.try_get("profile_picture_url")?,
+        created_at_ms: row.try_get("created_at")?,
+        updated_at_ms: row.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    /// Inserts a user; "Username already exists" / "Email already exists" on conflicts.
+    pub async fn insert_user(&self, user: &NewUser, now_ms: i64) -> Result<User> {
+        let sql = format!(
+            "INSERT INTO users (email, username, role, auth_method, password_hash, password_needs_reset, \
+             oauth2_client_id, oauth2_user_id, profile_picture_url, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING {COLUMNS}"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&user.email)
+            .bind(&user.username)
+            .bind(user.role.as_str())
+            .bind(user.auth_method.as_str())
+            .bind(user.password_hash.as_deref())
+            .bind(i64::from(user.password_needs_reset))
+            .bind(user.oauth2_client_id.as_deref())
+            .bind(user.oauth2_user_id.as_deref())
+            .bind(user.profile_picture_url.as_deref())
+            .bind(now_ms)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(conflict_or)?;
+        user_from_row(&row)
+    }
+
+    /// The user with this id.
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<User>> {
+        self.user_where("id = $1", id).await
+    }
+
+    /// The user with this (already lower-cased) email.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE email = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(email).fetch_optional(&self.pool).await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// The user linked to an OAuth2 identity.
+    pub async fn user_by_oauth2(&self, client_id: &str, subject: &str) -> Result<Option<User>> {
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE oauth2_client_id = $1 AND oauth2_user_id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(client_id)
+            .bind(subject)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// The lowest-id user with `role`, if any.
+    pub async fn first_user_with_role(&self, role: Role) -> Result<Option<User>> {
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE role = $1 ORDER BY id LIMIT 1");
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(role.as_str()).fetch_optional(&self.pool).await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Human users (not the system user) with id > `after_id`, in id order.
+    pub async fn list_users(&self, after_id: i64, limit: u32) -> Result<Vec<User>> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM users WHERE id > $1 AND role <> 'SYSTEM' ORDER BY id LIMIT $2");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// Renames a user.
+    pub async fn update_username(&self, id: i64, username: &str, now_ms: i64) -> Result<Option<User>> {
+        let sql =
+            format!("UPDATE users SET username = $1, updated_at = $2 WHERE id = $3 RETURNING {COLUMNS}");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(username)
+            .bind(now_ms)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(conflict_or)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Sets a password hash and the must-reset flag, and ends every session of the user in the
+    /// same transaction (the old password's sessions must not outlive it).
+    pub async fn set_password(
+        &self,
+        id: i64,
+        hash: &str,
+        needs_reset: bool,
+        now_ms: i64,
+    ) -> Result<Option<User>> {
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "UPDATE users SET password_hash = $1, password_needs_reset = $2, updated_at = $3 WHERE id = $4 RETURNING {COLUMNS}"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(hash)
+            .bind(i64::from(needs_reset))
+            .bind(now_ms)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM password_reset_tokens WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Changes a user's role and ends their sessions (Phoenix's `patchUser` logs them out).
+    pub async fn set_role(&self, id: i64, role: Role, now_ms: i64) -> Result<Option<User>> {
+        let mut tx = self.pool.begin().await?;
+        let sql = format!("UPDATE users SET role = $1, updated_at = $2 WHERE id = $3 RETURNING {COLUMNS}");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(role.as_str())
+            .bind(now_ms)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Updates what an OAuth2 sign-in tells us about a user (identity link, picture, role).
+    pub async fn update_oauth2_profile(
+        &self,
+        id: i64,
+        client_id: &str,
+        subject: &str,
+        picture: Option<&str>,
+        role: Role,
+        now_ms: i64,
+    ) -> Result<Option<User>> {
+        let sql = format!(
+            "UPDATE users SET oauth2_client_id = $1, oauth2_user_id = $2, profile_picture_url = $3, role = $4, \
+             updated_at = $5 WHERE id = $6 RETURNING {COLUMNS}"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(client_id)
+            .bind(subject)
+            .bind(picture)
+            .bind(role.as_str())
+            .bind(now_ms)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(conflict_or)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Deletes a user; their tokens and keys go with them (foreign keys cascade).
+    pub async fn delete_user(&self, id: i64) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn user_where(&self, condition: &'static str, value: i64) -> Result<Option<User>> {
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE {condition}");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(value).fetch_optional(&self.pool).await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+}
