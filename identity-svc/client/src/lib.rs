@@ -1,8 +1,19 @@
-//! What other ashgate services need to work with identity-svc: Phoenix-style configuration
-//! parsing, logging and signals, and credential verification with a revocation-evicted cache.
+//! What other ashgate services share with identity-svc: Phoenix-style configuration parsing,
+//! logging and signals, and credential verification with a revocation-evicted cache (a tower
+//! [`AuthLayer`] for tonic servers, [`CredentialVerifier::verify_headers`] for axum).
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![warn(missing_docs)]
 
 pub mod bearer;
 pub mod env;
+mod error;
+mod layer;
+mod principal;
 pub mod process;
+mod verifier;
+
+pub use error::{AuthError, ClientError};
+pub use layer::{AuthLayer, AuthService};
+pub use principal::{CredentialKind, Principal, Role};
+pub use verifier::{CacheStats, CredentialVerifier, INTERNAL_TOKEN_METADATA, VerifierConfig};
