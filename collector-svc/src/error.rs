@@ -1,7 +1,10 @@
 //! The collector's one error type and its one mapping to gRPC and to HTTP.
 
 use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
 use http::{HeaderValue, StatusCode, header};
+use tonic_types::{ErrorDetails, StatusExt as _};
 
 use crate::auth::AuthError;
 
@@ -98,25 +101,25 @@ impl Error {
 impl From<Error> for tonic::Status {
     fn from(error: Error) -> Self {
         let message = error.to_string();
-        let mut status = match &error {
+        let code = match &error {
             Error::Auth(auth) => return auth.to_status(),
             Error::QueueFull { .. } | Error::TooLarge { .. } | Error::TooManySpans { .. } => {
-                tonic::Status::resource_exhausted(message)
+                tonic::Code::ResourceExhausted
             }
             Error::UnsupportedContentType(_) | Error::UnsupportedEncoding(_) | Error::InvalidBody(_) => {
-                tonic::Status::invalid_argument(message)
+                tonic::Code::InvalidArgument
             }
-            Error::Invalid { .. } => tonic::Status::invalid_argument(message),
-            Error::ProjectNotFound => tonic::Status::not_found(message),
-            Error::Unavailable | Error::ShuttingDown => tonic::Status::unavailable(message),
-            Error::Startup(_) => tonic::Status::internal("Internal error"),
+            Error::Invalid { .. } => tonic::Code::InvalidArgument,
+            Error::ProjectNotFound => tonic::Code::NotFound,
+            Error::Unavailable | Error::ShuttingDown => tonic::Code::Unavailable,
+            Error::Startup(_) => return tonic::Status::internal("Internal error"),
         };
-        if let Some(secs) = error.retry_after() {
-            // gRPC exporters honour RetryInfo; plain clients can read this header.
-            if let Ok(value) = secs.to_string().parse() {
-                status.metadata_mut().insert("retry-after", value);
-            }
-        }
+        let Some(secs) = error.retry_after() else { return tonic::Status::new(code, message) };
+        // OTLP exporters retry RESOURCE_EXHAUSTED only when RetryInfo says recovery is possible
+        // (a too-large export gets none: retrying it cannot help).
+        let details = ErrorDetails::with_retry_info(Some(Duration::from_secs(u64::from(secs))));
+        let mut status = tonic::Status::with_error_details(code, message, details);
+        status.metadata_mut().insert("retry-after", secs.into());
         status
     }
 }

@@ -1,1 +1,4 @@
 
+
+/// collector-svc fixtures.
+pub mod collector;

@@ -1,0 +1,128 @@
+//! A full queue says "retry later" at once, on both transports; nothing is buffered past it, and
+//! what was accepted is committed when the writer catches up. The writer is slowed with the
+//! collector's test hold (`CollectorConfig::writer_hold`), not replaced.
+
+use std::time::Duration;
+
+use ashgate_testkit::collector::CollectorFixture;
+use ashgate_testkit::collector::deps::ashgate_collector::WriterHold;
+use ashgate_testkit::collector::deps::ashgate_collector::auth::CredentialVerifier;
+use ashgate_testkit::collector::deps::ashgate_collector::store::Store;
+use ashgate_testkit::collector::deps::reqwest::StatusCode;
+use ashgate_testkit::collector::deps::tonic_types::StatusExt as _;
+use tonic::Code;
+
+use crate::{encode, export_request, http_client, spans, trace_client};
+
+async fn queue_depth(collector: &CollectorFixture) -> u64 {
+    let text = http_client().get(collector.http_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("ashgate_collector_queue_depth_spans "))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn full_queue_answers_retry_later_and_commits_what_it_accepted() {
+    let hold = WriterHold::new();
+    let collector = CollectorFixture::start_with(CredentialVerifier::disabled(), |c| {
+        c.queue_capacity_spans = 200;
+        c.writer_hold = Some(hold.clone());
+    })
+    .await;
+
+    // Two exports fill the queue; they wait for their commit.
+    let mut pending = Vec::new();
+    for trace in 1..=2 {
+        let mut client = trace_client(&collector).await;
+        pending.push(tokio::spawn(async move {
+            client.export(export_request(None, spans(trace, 100, 1_000))).await
+        }));
+    }
+    for _ in 0..100 {
+        if queue_depth(&collector).await == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(queue_depth(&collector).await, 200);
+
+    // gRPC: RESOURCE_EXHAUSTED with RetryInfo (what OTLP exporters need to retry) and retry-after.
+    let status =
+        trace_client(&collector).await.export(export_request(None, spans(3, 10, 1_000))).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert_eq!(status.message(), "Server is at capacity, retry later");
+    assert_eq!(status.get_details_retry_info().and_then(|r| r.retry_delay), Some(Duration::from_secs(1)));
+    assert_eq!(status.metadata().get("retry-after").unwrap(), "1");
+
+    // HTTP: 429 with Retry-After.
+    let response = http_client()
+        .post(collector.traces_url())
+        .header("content-type", "application/x-protobuf")
+        .body(encode(&export_request(None, spans(4, 10, 1_000))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(response.text().await.unwrap(), "Server is at capacity, retry later");
+
+    // Nothing is committed while the writer is held; everything accepted is, once released.
+    assert_eq!(collector.span_count().await, 0);
+    hold.release();
+    for export in pending {
+        export.await.unwrap().unwrap();
+    }
+    assert_eq!(collector.span_count().await, 200);
+    assert_eq!(queue_depth(&collector).await, 0);
+    let metrics =
+        http_client().get(collector.http_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("ashgate_collector_refused_exports_total{reason=\"queue_full\"} 2\n"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn export_larger_than_the_whole_queue_is_not_retryable() {
+    let collector =
+        CollectorFixture::start_with(CredentialVerifier::disabled(), |c| c.queue_capacity_spans = 50).await;
+    let status =
+        trace_client(&collector).await.export(export_request(None, spans(1, 60, 1_000))).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert_eq!(status.message(), "Export holds 60 spans; at most 50 are accepted per request");
+    assert!(status.get_details_retry_info().is_none());
+    let response = http_client()
+        .post(collector.traces_url())
+        .header("content-type", "application/x-protobuf")
+        .body(encode(&export_request(None, spans(2, 60, 1_000))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(response.text().await.unwrap(), "Export holds 60 spans; at most 50 are accepted per request");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_commits_in_flight_exports() {
+    let hold = WriterHold::new();
+    let mut collector =
+        CollectorFixture::start_with(CredentialVerifier::disabled(), |c| c.writer_hold = Some(hold.clone()))
+            .await;
+    let mut client = trace_client(&collector).await;
+    let export = tokio::spawn(async move { client.export(export_request(None, spans(1, 100, 1_000))).await });
+    while queue_depth(&collector).await < 100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    {
+        let stopping = collector.stop();
+        tokio::pin!(stopping);
+        let early = tokio::time::timeout(Duration::from_millis(300), &mut stopping).await;
+        assert!(early.is_err(), "shutdown must wait for the in-flight export");
+        hold.release();
+        stopping.await.unwrap();
+    }
+    export.await.unwrap().expect("in-flight export answered OK");
+    let reopened = Store::connect(&collector.database.url).await.unwrap();
+    assert_eq!(reopened.count_spans().await.unwrap(), 100);
+}

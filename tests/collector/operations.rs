@@ -1,0 +1,52 @@
+//! Health, readiness and metrics.
+
+use ashgate_testkit::collector::deps::tonic_health::pb::HealthCheckRequest;
+use ashgate_testkit::collector::deps::tonic_health::pb::health_check_response::ServingStatus;
+use ashgate_testkit::collector::deps::tonic_health::pb::health_client::HealthClient;
+
+use crate::{collector, export_request, http_client, spans, trace_client};
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let collector = collector().await;
+    let http = http_client();
+    let healthz = http.get(collector.http_url("/healthz")).send().await.unwrap();
+    assert_eq!((healthz.status().as_u16(), healthz.text().await.unwrap()), (200, "ok".to_owned()));
+    let readyz = http.get(collector.http_url("/readyz")).send().await.unwrap();
+    assert_eq!((readyz.status().as_u16(), readyz.text().await.unwrap()), (200, "ready".to_owned()));
+
+    let channel =
+        tonic::transport::Channel::from_shared(collector.grpc_endpoint()).unwrap().connect().await.unwrap();
+    let mut health = HealthClient::new(channel);
+    for service in
+        ["", "opentelemetry.proto.collector.trace.v1.TraceService", "ashgate.collector.v1.SpanQueryService"]
+    {
+        let request = HealthCheckRequest { service: service.into() };
+        let status = health.check(request).await.unwrap().into_inner().status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+
+    trace_client(&collector).await.export(export_request(None, spans(1, 7, 1_000))).await.unwrap();
+    let bad = http
+        .post(collector.traces_url())
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 415);
+    let response = http.get(collector.http_url("/metrics")).send().await.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/plain; version=0.0.4");
+    let metrics = response.text().await.unwrap();
+    for line in [
+        "ashgate_collector_accepted_exports_total 1",
+        "ashgate_collector_accepted_spans_total 7",
+        "ashgate_collector_stored_spans_total 7",
+        "ashgate_collector_queue_depth_spans 0",
+        "ashgate_collector_refused_exports_total{reason=\"unsupported_media_type\"} 1",
+        "ashgate_collector_auth_cache_hits_total 0",
+        "# TYPE ashgate_collector_queue_depth_spans gauge",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "missing {line:?} in\n{metrics}");
+    }
+}
