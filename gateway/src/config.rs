@@ -1,0 +1,221 @@
+//! `GatewayConfig`: every setting of the gateway, read once from the environment with
+//! Phoenix's names and rules (reference §1), validated completely at start-up.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use ashgate_identity_client::VerifierConfig;
+use ashgate_identity_client::env::{ConfigError, Env};
+
+/// Largest JSON body the REST and auth routes read.
+pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
+/// Largest OTLP body forwarded by `POST /v1/traces` (the collector's default limit).
+pub const MAX_TRACES_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Everything the gateway needs to start.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// `PHOENIX_ENABLE_AUTH`.
+    pub auth_enabled: bool,
+    /// `PHOENIX_HOST` + `PHOENIX_PORT` (127.0.0.1:6006).
+    pub listen: SocketAddr,
+    /// `PHOENIX_HOST_ROOT_PATH`: "" or `/prefix` (starts with `/`, no trailing `/`).
+    pub root_path: String,
+    /// `PHOENIX_ROOT_URL`: the public URL (scheme, host, optional sub-path), without trailing `/`.
+    pub root_url: Option<String>,
+    /// `PHOENIX_COOKIES_PATH` (`/`).
+    pub cookies_path: String,
+    /// `PHOENIX_USE_SECURE_COOKIES`.
+    pub secure_cookies: bool,
+    /// `PHOENIX_CSRF_TRUSTED_ORIGINS`: lower-cased host names; empty = same-origin rule only.
+    pub csrf_trusted_hosts: Vec<String>,
+    /// `ASHGATE_IDENTITY_URL` (comma list).
+    pub identity_urls: Vec<String>,
+    /// `ASHGATE_INTERNAL_TOKEN`.
+    pub internal_token: Option<Secret>,
+    /// `ASHGATE_COLLECTOR_GRPC_URLS`: the span read path.
+    pub collector_grpc_urls: Vec<String>,
+    /// `ASHGATE_COLLECTOR_HTTP_URLS`: where `POST /v1/traces` is forwarded, tried in order.
+    pub collector_http_urls: Vec<String>,
+    /// `ASHGATE_VERIFY_CACHE_SECONDS` (60): the longest a verified credential is cached.
+    pub verify_cache_ttl: Duration,
+    /// `ASHGATE_GATEWAY_TRUST_FORWARDED_FOR`: take the client address from `X-Forwarded-For`
+    /// (only behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
+}
+
+impl GatewayConfig {
+    /// Reads and validates every variable; the error names the first bad one.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let host = match env.string("PHOENIX_HOST") {
+            None => IpAddr::from([127, 0, 0, 1]),
+            Some(h) if h.eq_ignore_ascii_case("localhost") => IpAddr::from([127, 0, 0, 1]),
+            Some(h) => h.parse().map_err(|_| ConfigError::new("PHOENIX_HOST", "must be an IP address"))?,
+        };
+        let listen = SocketAddr::new(host, env.port("PHOENIX_PORT", 6006)?);
+        let root_path = match env.string("PHOENIX_HOST_ROOT_PATH") {
+            None => String::new(),
+            Some(p) if !p.starts_with('/') => {
+                return Err(ConfigError::new("PHOENIX_HOST_ROOT_PATH", "must start with '/'"));
+            }
+            Some(p) if p.ends_with('/') => {
+                return Err(ConfigError::new("PHOENIX_HOST_ROOT_PATH", "must not end with '/'"));
+            }
+            Some(p) if p.chars().any(|c| c.is_whitespace() || c == '?' || c == '#') => {
+                return Err(ConfigError::new("PHOENIX_HOST_ROOT_PATH", "must be a plain URL path"));
+            }
+            Some(p) => p,
+        };
+        let root_url = env.string("PHOENIX_ROOT_URL").map(|u| parse_root_url(&u)).transpose()?;
+        let cookies_path = env.string("PHOENIX_COOKIES_PATH").unwrap_or_else(|| "/".into());
+        if !cookies_path.starts_with('/') || cookies_path.chars().any(|c| c.is_control() || c == ';') {
+            return Err(ConfigError::new("PHOENIX_COOKIES_PATH", "must be a URL path starting with '/'"));
+        }
+        let csrf_trusted_hosts = match env.string("PHOENIX_CSRF_TRUSTED_ORIGINS") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| {
+                    url::Url::parse(item).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase)).ok_or_else(
+                        || {
+                            ConfigError::new(
+                                "PHOENIX_CSRF_TRUSTED_ORIGINS",
+                                format!("{item:?} is not a URL with a host name (e.g. https://example.com)"),
+                            )
+                        },
+                    )
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let verifier = VerifierConfig::from_env(env)?;
+        Ok(Self {
+            auth_enabled: env.bool("PHOENIX_ENABLE_AUTH", false)?,
+            listen,
+            root_path,
+            root_url,
+            cookies_path,
+            secure_cookies: env.bool("PHOENIX_USE_SECURE_COOKIES", false)?,
+            csrf_trusted_hosts,
+            identity_urls: verifier.identity_urls,
+            internal_token: env.string("ASHGATE_INTERNAL_TOKEN").map(Secret),
+            collector_grpc_urls: url_list(env, "ASHGATE_COLLECTOR_GRPC_URLS", "http://127.0.0.1:4317")?,
+            collector_http_urls: url_list(env, "ASHGATE_COLLECTOR_HTTP_URLS", "http://127.0.0.1:4318")?,
+            verify_cache_ttl: verifier.max_cache_ttl,
+            trust_forwarded_for: env.bool("ASHGATE_GATEWAY_TRUST_FORWARDED_FOR", false)?,
+        })
+    }
+
+    /// The credential verifier's configuration (the same identity-svc and internal token).
+    pub fn verifier_config(&self) -> VerifierConfig {
+        VerifierConfig {
+            identity_urls: self.identity_urls.clone(),
+            internal_token: self.internal_token.as_ref().map(|s| s.expose().to_owned()),
+            max_cache_ttl: self.verify_cache_ttl,
+            negative_cache_ttl: Duration::from_secs(2),
+            cache_capacity: 100_000,
+        }
+    }
+
+    /// `path` under `PHOENIX_HOST_ROOT_PATH`, for redirects and links (`/login` → `/root/login`).
+    pub fn at_root(&self, path: &str) -> String {
+        format!("{}{path}", self.root_path)
+    }
+}
+
+/// A comma list of http(s) URLs, with a default.
+fn url_list(env: &Env, var: &str, default: &str) -> Result<Vec<String>, ConfigError> {
+    let raw = env.string(var).unwrap_or_else(|| default.to_owned());
+    let urls: Vec<String> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .collect();
+    if urls.is_empty() {
+        return Err(ConfigError::new(var, "must name at least one URL"));
+    }
+    for url in &urls {
+        let ok = url::Url::from_str(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+        if !ok {
+            return Err(ConfigError::new(var, format!("{url:?} is not an http(s):// URL")));
+        }
+    }
+    Ok(urls)
+}
+
+/// `PHOENIX_ROOT_URL` must have a scheme and a host (Phoenix: scheme + netloc).
+fn parse_root_url(raw: &str) -> Result<String, ConfigError> {
+    let bad = || ConfigError::new("PHOENIX_ROOT_URL", "must be an absolute URL with scheme and host");
+    let url = url::Url::parse(raw).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        return Err(bad());
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
+}
+
+/// A secret string; `Debug` never shows it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for sending it where it belongs. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(pairs: &[(&str, &str)]) -> String {
+        GatewayConfig::from_env(&Env::from_pairs(pairs.iter().copied())).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults() {
+        let config = GatewayConfig::from_env(&Env::default()).unwrap();
+        assert!(!config.auth_enabled);
+        assert_eq!(config.listen, "127.0.0.1:6006".parse().unwrap());
+        assert_eq!(config.root_path, "");
+        assert_eq!(config.cookies_path, "/");
+        assert_eq!(config.identity_urls, ["http://127.0.0.1:50051"]);
+        assert_eq!(config.collector_grpc_urls, ["http://127.0.0.1:4317"]);
+        assert_eq!(config.collector_http_urls, ["http://127.0.0.1:4318"]);
+        assert!(config.csrf_trusted_hosts.is_empty());
+    }
+
+    #[test]
+    fn phoenix_rules() {
+        assert_eq!(err(&[("PHOENIX_HOST_ROOT_PATH", "phoenix")]), "PHOENIX_HOST_ROOT_PATH: must start with '/'");
+        assert_eq!(err(&[("PHOENIX_HOST_ROOT_PATH", "/phoenix/")]), "PHOENIX_HOST_ROOT_PATH: must not end with '/'");
+        assert!(err(&[("PHOENIX_ROOT_URL", "example.com")]).starts_with("PHOENIX_ROOT_URL:"));
+        assert!(err(&[("PHOENIX_CSRF_TRUSTED_ORIGINS", "example.com")]).starts_with("PHOENIX_CSRF_TRUSTED_ORIGINS:"));
+        assert_eq!(err(&[("PHOENIX_ENABLE_AUTH", "yes")]), "PHOENIX_ENABLE_AUTH: must be true or false");
+        assert!(err(&[("ASHGATE_COLLECTOR_HTTP_URLS", "ftp://x")]).starts_with("ASHGATE_COLLECTOR_HTTP_URLS:"));
+        let config = GatewayConfig::from_env(&Env::from_pairs([
+            ("PHOENIX_CSRF_TRUSTED_ORIGINS", "https://Example.com:8443, http://b.test"),
+            ("PHOENIX_HOST_ROOT_PATH", "/phoenix"),
+            ("ASHGATE_COLLECTOR_HTTP_URLS", "http://a:1, http://b:2/"),
+        ]))
+        .unwrap();
+        assert_eq!(config.csrf_trusted_hosts, ["example.com", "b.test"]);
+        assert_eq!(config.at_root("/login"), "/phoenix/login");
+        assert_eq!(config.collector_http_urls, ["http://a:1", "http://b:2"]);
+    }
+}

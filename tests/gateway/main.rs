@@ -1,0 +1,1 @@
+//! Gateway integration tests: real identity-svc, collector-svc and gateway on loopback ports.
