@@ -1,1 +1,10 @@
-//! Gateway integration tests: real identity-svc, collector-svc and gateway on loopback ports.
+//! Gateway integration tests: real identity-svc, collector-svc and gateway on loopback ports
+//! (SQLite, or PostgreSQL when `ASHGATE_TEST_DATABASE_URL` is set), driven by a real HTTP client
+//! and, in `browser`, by Debian's chromium through chromedriver.
+
+mod api_keys;
+mod auth;
+mod csrf;
+mod rest;
+mod spans;
+mod support;
