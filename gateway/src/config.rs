@@ -19,6 +19,8 @@ pub const MAX_TRACES_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub struct GatewayConfig {
     /// `PHOENIX_ENABLE_AUTH`.
     pub auth_enabled: bool,
+    /// `PHOENIX_DISABLE_BASIC_AUTH`: the sign-in page shows no password form.
+    pub basic_auth_disabled: bool,
     /// `PHOENIX_HOST` + `PHOENIX_PORT` (127.0.0.1:6006).
     pub listen: SocketAddr,
     /// `PHOENIX_HOST_ROOT_PATH`: "" or `/prefix` (starts with `/`, no trailing `/`).
@@ -94,6 +96,7 @@ impl GatewayConfig {
         let verifier = VerifierConfig::from_env(env)?;
         Ok(Self {
             auth_enabled: env.bool("PHOENIX_ENABLE_AUTH", false)?,
+            basic_auth_disabled: env.bool("PHOENIX_DISABLE_BASIC_AUTH", false)?,
             listen,
             root_path,
             root_url,

@@ -16,6 +16,7 @@ use crate::identity::{INTERNAL_TOKEN, IdentityFixture};
 /// Crates gateway tests use, re-exported so the root package needs no extra dev-dependencies.
 pub mod deps {
     pub use ashgate_gateway;
+    pub use base64;
     pub use reqwest;
 }
 
