@@ -7,7 +7,11 @@ use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 /// Unix nanoseconds as Phoenix's ISO 8601 (UTC, microseconds).
 pub fn iso_from_nanos(nanos: i64) -> String {
-    let dt = OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    iso(i128::from(nanos))
+}
+
+fn iso(nanos: i128) -> String {
+    let dt = OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let format = format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+00:00"
     );
@@ -16,7 +20,7 @@ pub fn iso_from_nanos(nanos: i64) -> String {
 
 /// Unix milliseconds as Phoenix's ISO 8601.
 pub fn iso_from_millis(millis: i64) -> String {
-    iso_from_nanos(millis.saturating_mul(1_000_000))
+    iso(i128::from(millis) * 1_000_000)
 }
 
 /// Parses ISO 8601 / RFC 3339; a time without offset is UTC (Phoenix: naive = UTC).
@@ -60,6 +64,7 @@ mod tests {
     #[test]
     fn formats_and_parses() {
         assert_eq!(iso_from_millis(1_704_110_400_123), "2024-01-01T12:00:00.123000+00:00");
+        assert_eq!(iso_from_millis(32_503_680_000_000), "3000-01-01T00:00:00.000000+00:00");
         assert_eq!(parse_iso_millis("2024-01-01T12:00:00.123Z"), Some(1_704_110_400_123));
         assert_eq!(parse_iso_millis("2024-01-01T12:00:00"), Some(1_704_110_400_000));
         assert_eq!(parse_iso_millis("2024-01-01T13:00:00+01:00"), Some(1_704_110_400_000));
