@@ -6,6 +6,7 @@ mod api_keys;
 mod auth;
 mod browser;
 mod csrf;
+mod quickstart;
 mod rest;
 mod spans;
 mod support;
