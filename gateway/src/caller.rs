@@ -92,7 +92,11 @@ impl FromRequestParts<AppState> for AnyCaller {
         let token = credential.token().ok_or(AuthError::Missing)?;
         let principal = state.verifier.verify_bearer(token).await?;
         tracing::Span::current().record("user_id", principal.user_id);
-        Ok(Self { principal, context: CallContext { bearer: Some(token.to_owned()), client_addr }, via_cookie })
+        Ok(Self {
+            principal,
+            context: CallContext { bearer: Some(token.to_owned()), client_addr },
+            via_cookie,
+        })
     }
 }
 

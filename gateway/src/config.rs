@@ -82,14 +82,15 @@ impl GatewayConfig {
                 .map(str::trim)
                 .filter(|item| !item.is_empty())
                 .map(|item| {
-                    url::Url::parse(item).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase)).ok_or_else(
-                        || {
+                    url::Url::parse(item)
+                        .ok()
+                        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+                        .ok_or_else(|| {
                             ConfigError::new(
                                 "PHOENIX_CSRF_TRUSTED_ORIGINS",
                                 format!("{item:?} is not a URL with a host name (e.g. https://example.com)"),
                             )
-                        },
-                    )
+                        })
                 })
                 .collect::<Result<_, _>>()?,
         };
@@ -142,7 +143,8 @@ fn url_list(env: &Env, var: &str, default: &str) -> Result<Vec<String>, ConfigEr
         return Err(ConfigError::new(var, "must name at least one URL"));
     }
     for url in &urls {
-        let ok = url::Url::from_str(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+        let ok =
+            url::Url::from_str(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
         if !ok {
             return Err(ConfigError::new(var, format!("{url:?} is not an http(s):// URL")));
         }
@@ -205,12 +207,23 @@ mod tests {
 
     #[test]
     fn phoenix_rules() {
-        assert_eq!(err(&[("PHOENIX_HOST_ROOT_PATH", "phoenix")]), "PHOENIX_HOST_ROOT_PATH: must start with '/'");
-        assert_eq!(err(&[("PHOENIX_HOST_ROOT_PATH", "/phoenix/")]), "PHOENIX_HOST_ROOT_PATH: must not end with '/'");
+        assert_eq!(
+            err(&[("PHOENIX_HOST_ROOT_PATH", "phoenix")]),
+            "PHOENIX_HOST_ROOT_PATH: must start with '/'"
+        );
+        assert_eq!(
+            err(&[("PHOENIX_HOST_ROOT_PATH", "/phoenix/")]),
+            "PHOENIX_HOST_ROOT_PATH: must not end with '/'"
+        );
         assert!(err(&[("PHOENIX_ROOT_URL", "example.com")]).starts_with("PHOENIX_ROOT_URL:"));
-        assert!(err(&[("PHOENIX_CSRF_TRUSTED_ORIGINS", "example.com")]).starts_with("PHOENIX_CSRF_TRUSTED_ORIGINS:"));
+        assert!(
+            err(&[("PHOENIX_CSRF_TRUSTED_ORIGINS", "example.com")])
+                .starts_with("PHOENIX_CSRF_TRUSTED_ORIGINS:")
+        );
         assert_eq!(err(&[("PHOENIX_ENABLE_AUTH", "yes")]), "PHOENIX_ENABLE_AUTH: must be true or false");
-        assert!(err(&[("ASHGATE_COLLECTOR_HTTP_URLS", "ftp://x")]).starts_with("ASHGATE_COLLECTOR_HTTP_URLS:"));
+        assert!(
+            err(&[("ASHGATE_COLLECTOR_HTTP_URLS", "ftp://x")]).starts_with("ASHGATE_COLLECTOR_HTTP_URLS:")
+        );
         let config = GatewayConfig::from_env(&Env::from_pairs([
             ("PHOENIX_CSRF_TRUSTED_ORIGINS", "https://Example.com:8443, http://b.test"),
             ("PHOENIX_HOST_ROOT_PATH", "/phoenix"),

@@ -12,7 +12,8 @@ pub const ACCESS_COOKIE: &str = "phoenix-access-token";
 /// The refresh token cookie.
 pub const REFRESH_COOKIE: &str = "phoenix-refresh-token";
 /// OAuth2 cookies Phoenix also clears at sign-out.
-pub const OAUTH2_COOKIES: [&str; 3] = ["phoenix-oauth2-state", "phoenix-oauth2-nonce", "phoenix-oauth2-code-verifier"];
+pub const OAUTH2_COOKIES: [&str; 3] =
+    ["phoenix-oauth2-state", "phoenix-oauth2-nonce", "phoenix-oauth2-code-verifier"];
 
 /// Longest cookie value read; anything longer is no credential.
 const MAX_COOKIE_VALUE: usize = 4096;
@@ -36,7 +37,13 @@ pub fn has_session_cookie(headers: &HeaderMap) -> bool {
 }
 
 /// `Set-Cookie` for a session cookie that lives until `expires_at_ms`.
-pub fn session_cookie(config: &GatewayConfig, name: &str, value: &str, expires_at_ms: i64, now_ms: i64) -> Option<HeaderValue> {
+pub fn session_cookie(
+    config: &GatewayConfig,
+    name: &str,
+    value: &str,
+    expires_at_ms: i64,
+    now_ms: i64,
+) -> Option<HeaderValue> {
     let max_age = (expires_at_ms.saturating_sub(now_ms) / 1000).max(0);
     let secure = if config.secure_cookies { "; Secure" } else { "" };
     HeaderValue::try_from(format!(
@@ -89,7 +96,10 @@ mod tests {
         let env = Env::from_pairs([("PHOENIX_USE_SECURE_COOKIES", "true"), ("PHOENIX_COOKIES_PATH", "/px")]);
         let config = GatewayConfig::from_env(&env).unwrap();
         let cookie = session_cookie(&config, ACCESS_COOKIE, "t", 601_000, 1_000).unwrap();
-        assert_eq!(cookie, "phoenix-access-token=t; HttpOnly; SameSite=Strict; Path=/px; Max-Age=600; Secure");
+        assert_eq!(
+            cookie,
+            "phoenix-access-token=t; HttpOnly; SameSite=Strict; Path=/px; Max-Age=600; Secure"
+        );
         let mut headers = HeaderMap::new();
         clear_all(&config, &mut headers);
         assert_eq!(headers.get_all(SET_COOKIE).iter().count(), 10);

@@ -34,7 +34,7 @@ fn host_of(value: &str, with_port: bool) -> Option<String> {
     })
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: http::header::HeaderName) -> Option<&'a str> {
+fn header(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {
     // A header that is not valid text counts as present and untrusted (it cannot match).
     headers.get(name).map(|v| v.to_str().unwrap_or("\u{0}")).filter(|v| !v.is_empty())
 }
@@ -46,8 +46,10 @@ fn forgeable(method: &Method, headers: &HeaderMap) -> bool {
     }
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let simple_form =
-        matches!(essence.as_str(), "application/x-www-form-urlencoded" | "multipart/form-data" | "text/plain");
+    let simple_form = matches!(
+        essence.as_str(),
+        "application/x-www-form-urlencoded" | "multipart/form-data" | "text/plain"
+    );
     simple_form || (has_session_cookie(headers) && !headers.contains_key(AUTHORIZATION))
 }
 
@@ -100,7 +102,7 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
 /// the access token (which another site cannot read).
 pub fn form_token(access_token: &str) -> String {
     let digest = Sha256::digest(format!("ashgate-form:{access_token}").as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..18])
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.get(..18).unwrap_or_default())
 }
 
 /// Whether `presented` is the form token of `access_token` (constant time).
@@ -127,8 +129,14 @@ mod tests {
         let get = Method::GET;
         assert_eq!(check(&trusted, &get, &headers(&[])), Ok(()));
         assert_eq!(check(&trusted, &get, &headers(&[("origin", "https://example.com:8443")])), Ok(()));
-        assert_eq!(check(&trusted, &get, &headers(&[("origin", "https://evil.test")])), Err("untrusted origin"));
-        assert_eq!(check(&trusted, &get, &headers(&[("referer", "https://evil.test/x")])), Err("untrusted referer"));
+        assert_eq!(
+            check(&trusted, &get, &headers(&[("origin", "https://evil.test")])),
+            Err("untrusted origin")
+        );
+        assert_eq!(
+            check(&trusted, &get, &headers(&[("referer", "https://evil.test/x")])),
+            Err("untrusted referer")
+        );
         assert_eq!(check(&trusted, &get, &headers(&[("origin", "garbage")])), Err("untrusted origin"));
     }
 
@@ -139,8 +147,14 @@ mod tests {
         let host = ("host", "127.0.0.1:6006");
         assert_eq!(check(&[], &post, &headers(&[cookie, host])), Err("untrusted origin"));
         assert_eq!(check(&[], &post, &headers(&[cookie, host, ("origin", "http://127.0.0.1:6006")])), Ok(()));
-        assert_eq!(check(&[], &post, &headers(&[cookie, host, ("origin", "http://evil.test")])), Err("untrusted origin"));
-        assert_eq!(check(&[], &post, &headers(&[cookie, host, ("referer", "http://127.0.0.1:6006/settings")])), Ok(()));
+        assert_eq!(
+            check(&[], &post, &headers(&[cookie, host, ("origin", "http://evil.test")])),
+            Err("untrusted origin")
+        );
+        assert_eq!(
+            check(&[], &post, &headers(&[cookie, host, ("referer", "http://127.0.0.1:6006/settings")])),
+            Ok(())
+        );
         // Scripts with a bearer credential and JSON are not browsers.
         assert_eq!(check(&[], &post, &headers(&[cookie, host, ("authorization", "Bearer k")])), Ok(()));
         assert_eq!(check(&[], &post, &headers(&[host, ("content-type", "application/json")])), Ok(()));

@@ -117,7 +117,9 @@ impl From<AuthError> for ApiError {
             AuthError::Missing | AuthError::Invalid | AuthError::Expired => {
                 Self::Unauthenticated(error.message().into())
             }
-            AuthError::ViewerForbidden | AuthError::PasswordChangeRequired => Self::Forbidden(error.message().into()),
+            AuthError::ViewerForbidden | AuthError::PasswordChangeRequired => {
+                Self::Forbidden(error.message().into())
+            }
             AuthError::Unavailable => Self::Unavailable(error.message().into()),
         }
     }

@@ -66,7 +66,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/users/{user_id}", axum::routing::delete(routes::users::delete_user))
         .route("/v1/user/api_keys", get(routes::api_keys::list_own).post(routes::api_keys::create_own))
         .route("/v1/user/api_keys/{api_key_id}", axum::routing::delete(routes::api_keys::delete_own))
-        .route("/v1/system/api_keys", get(routes::api_keys::list_system).post(routes::api_keys::create_system))
+        .route(
+            "/v1/system/api_keys",
+            get(routes::api_keys::list_system).post(routes::api_keys::create_system),
+        )
         .route("/v1/system/api_keys/{api_key_id}", axum::routing::delete(routes::api_keys::delete_system))
         .route("/v1/projects", get(routes::spans::list_projects))
         .route("/v1/projects/{project_identifier}/spans", get(routes::spans::list_spans))

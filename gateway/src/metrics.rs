@@ -57,12 +57,32 @@ impl Metrics {
         let counters = [
             ("ashgate_gateway_logins_total{result=\"ok\"}", "Sign-ins by result.", load(&self.logins_ok)),
             ("ashgate_gateway_logins_total{result=\"failed\"}", "", load(&self.logins_failed)),
-            ("ashgate_gateway_traces_forwarded_total{result=\"ok\"}", "OTLP exports forwarded to collector-svc.", load(&self.traces_forwarded)),
+            (
+                "ashgate_gateway_traces_forwarded_total{result=\"ok\"}",
+                "OTLP exports forwarded to collector-svc.",
+                load(&self.traces_forwarded),
+            ),
             ("ashgate_gateway_traces_forwarded_total{result=\"unreachable\"}", "", load(&self.traces_failed)),
-            ("ashgate_gateway_csrf_refused_total", "Requests refused by the origin check.", load(&self.csrf_refused)),
-            ("ashgate_gateway_verify_cache_hits_total", "Credential verifications answered from the cache.", cache.hits),
-            ("ashgate_gateway_verify_cache_misses_total", "Credential verifications that asked identity-svc.", cache.misses),
-            ("ashgate_gateway_verify_cache_negative_hits_total", "Rejections answered from the negative cache.", cache.negative_hits),
+            (
+                "ashgate_gateway_csrf_refused_total",
+                "Requests refused by the origin check.",
+                load(&self.csrf_refused),
+            ),
+            (
+                "ashgate_gateway_verify_cache_hits_total",
+                "Credential verifications answered from the cache.",
+                cache.hits,
+            ),
+            (
+                "ashgate_gateway_verify_cache_misses_total",
+                "Credential verifications that asked identity-svc.",
+                cache.misses,
+            ),
+            (
+                "ashgate_gateway_verify_cache_negative_hits_total",
+                "Rejections answered from the negative cache.",
+                cache.negative_hits,
+            ),
         ];
         for (name, help, value) in counters {
             if !help.is_empty() {

@@ -10,8 +10,7 @@ use http::header::{CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTI
 use crate::state::AppState;
 
 /// `default-src 'self'` and nothing inline; forms may only post back to us.
-pub const CSP: &str =
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'";
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'";
 
 /// Adds the headers and counts the response.
 pub async fn headers(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -12,9 +12,8 @@ pub fn iso_from_nanos(nanos: i64) -> String {
 
 fn iso(nanos: i128) -> String {
     let dt = OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let format = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+00:00"
-    );
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+00:00");
     dt.format(&format).unwrap_or_else(|_| "1970-01-01T00:00:00.000000+00:00".into())
 }
 

@@ -34,7 +34,12 @@ async fn login_sets_phoenix_cookies() {
     }
     // The access cookie authenticates REST calls.
     let access = cookie(&cookies, "phoenix-access-token").value.clone();
-    let me = client.get(fixture.url("/v1/user")).header("cookie", format!("phoenix-access-token={access}")).send().await.unwrap();
+    let me = client
+        .get(fixture.url("/v1/user"))
+        .header("cookie", format!("phoenix-access-token={access}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(me.status(), 200);
     let body: serde_json::Value = me.json().await.unwrap();
     assert_eq!(body["data"]["email"], "admin@localhost");
@@ -46,7 +51,12 @@ async fn login_errors_have_phoenix_texts() {
     let fixture = GatewayFixture::start().await;
     let client = GatewayFixture::client();
     let url = fixture.url("/auth/login");
-    for body in [json!({}), json!({"email": "a@b.c"}), json!({"email": "", "password": "x"}), json!({"email": 5, "password": "x"})] {
+    for body in [
+        json!({}),
+        json!({"email": "a@b.c"}),
+        json!({"email": "", "password": "x"}),
+        json!({"email": 5, "password": "x"}),
+    ] {
         assert_401(client.post(&url).json(&body).send().await.unwrap(), "Email and password required").await;
     }
     let wrong = json!({"email": "admin@localhost", "password": "nope"});
@@ -62,7 +72,12 @@ async fn login_errors_have_phoenix_texts() {
     for _ in 0..5 {
         client.post(&url).json(&wrong).send().await.unwrap();
     }
-    let locked = client.post(&url).json(&json!({"email": "admin@localhost", "password": "admin"})).send().await.unwrap();
+    let locked = client
+        .post(&url)
+        .json(&json!({"email": "admin@localhost", "password": "admin"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         status_text(locked).await,
         (429, "Too many failed login attempts. Please try again later.".to_owned())
@@ -84,7 +99,8 @@ async fn refresh_rotates_and_logout_revokes() {
     let access = cookie(&cookies, "phoenix-access-token").value.clone();
     let refresh = cookie(&cookies, "phoenix-refresh-token").value.clone();
 
-    assert_401(client.post(fixture.url("/auth/refresh")).send().await.unwrap(), "Missing refresh token").await;
+    assert_401(client.post(fixture.url("/auth/refresh")).send().await.unwrap(), "Missing refresh token")
+        .await;
     let bogus = client
         .post(fixture.url("/auth/refresh"))
         .header("cookie", "phoenix-refresh-token=garbage")
@@ -107,9 +123,19 @@ async fn refresh_rotates_and_logout_revokes() {
     let new_refresh = cookie(&new_cookies, "phoenix-refresh-token").value.clone();
     assert_ne!(new_access, access);
     // The old pair is spent.
-    let old = client.get(fixture.url("/v1/user")).header("authorization", format!("Bearer {access}")).send().await.unwrap();
+    let old = client
+        .get(fixture.url("/v1/user"))
+        .header("authorization", format!("Bearer {access}"))
+        .send()
+        .await
+        .unwrap();
     assert_401(old, "Invalid token").await;
-    let me = client.get(fixture.url("/v1/user")).header("authorization", format!("Bearer {new_access}")).send().await.unwrap();
+    let me = client
+        .get(fixture.url("/v1/user"))
+        .header("authorization", format!("Bearer {new_access}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(me.status(), 200);
 
     // Sign-out: 302 to /login, every cookie cleared, the session revoked at once.
@@ -122,12 +148,19 @@ async fn refresh_rotates_and_logout_revokes() {
     assert_eq!(logout.status(), 302);
     assert_eq!(logout.headers()["location"], "/login");
     let cleared = set_cookies(logout.headers());
-    for name in ["phoenix-access-token", "phoenix-refresh-token", "phoenix-oauth2-state", "phoenix-oauth2-nonce"] {
+    for name in
+        ["phoenix-access-token", "phoenix-refresh-token", "phoenix-oauth2-state", "phoenix-oauth2-nonce"]
+    {
         let c = cookie(&cleared, name);
         assert_eq!(c.value, "");
         assert_eq!(c.attr("max-age"), Some("0"));
     }
-    let after = client.get(fixture.url("/v1/user")).header("cookie", format!("phoenix-access-token={new_access}")).send().await.unwrap();
+    let after = client
+        .get(fixture.url("/v1/user"))
+        .header("cookie", format!("phoenix-access-token={new_access}"))
+        .send()
+        .await
+        .unwrap();
     assert_401(after, "Invalid token").await;
     // Logging out without any credential still redirects.
     let anonymous = client.get(fixture.url("/auth/logout")).send().await.unwrap();
@@ -138,9 +171,15 @@ async fn refresh_rotates_and_logout_revokes() {
 async fn auth_routes_are_absent_when_auth_is_disabled() {
     let fixture = GatewayFixture::start_with(false, |env| env).await;
     let client = GatewayFixture::client();
-    let response = client.post(fixture.url("/auth/login")).json(&json!({"email": "a", "password": "b"})).send().await.unwrap();
+    let response = client
+        .post(fixture.url("/auth/login"))
+        .json(&json!({"email": "a", "password": "b"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 404);
-    let me: serde_json::Value = client.get(fixture.url("/v1/user")).send().await.unwrap().json().await.unwrap();
+    let me: serde_json::Value =
+        client.get(fixture.url("/v1/user")).send().await.unwrap().json().await.unwrap();
     assert_eq!(me, json!({"data": {"auth_method": "ANONYMOUS"}}));
 }
 

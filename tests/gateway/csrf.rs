@@ -14,7 +14,12 @@ fn form_token(html: &str) -> String {
 }
 
 async fn settings_html(fixture: &GatewayFixture, cookies: &str) -> String {
-    let response = GatewayFixture::client().get(fixture.url("/settings")).header("cookie", cookies).send().await.unwrap();
+    let response = GatewayFixture::client()
+        .get(fixture.url("/settings"))
+        .header("cookie", cookies)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     response.text().await.unwrap()
 }
@@ -26,7 +31,10 @@ async fn same_origin_rule_without_a_trusted_list() {
     let client = GatewayFixture::client();
     let token = form_token(&settings_html(&fixture, &cookies).await);
     let rename = |origin: Option<String>, referer: Option<String>, token: &str| {
-        let mut request = client.post(fixture.url("/settings/username")).header("cookie", &cookies).form(&[("csrf", token), ("username", "root")]);
+        let mut request = client
+            .post(fixture.url("/settings/username"))
+            .header("cookie", &cookies)
+            .form(&[("csrf", token), ("username", "root")]);
         if let Some(origin) = origin {
             request = request.header("origin", origin);
         }
@@ -36,7 +44,10 @@ async fn same_origin_rule_without_a_trusted_list() {
         request.send()
     };
     // No Origin and no Referer, or a foreign one: 401 before anything happens.
-    assert_eq!(status_text(rename(None, None, &token).await.unwrap()).await, (401, "untrusted origin".to_owned()));
+    assert_eq!(
+        status_text(rename(None, None, &token).await.unwrap()).await,
+        (401, "untrusted origin".to_owned())
+    );
     let foreign = rename(Some("https://evil.example".into()), None, &token).await.unwrap();
     assert_eq!(status_text(foreign).await, (401, "untrusted origin".to_owned()));
     let foreign_referer = rename(None, Some("https://evil.example/x".into()), &token).await.unwrap();
@@ -50,7 +61,13 @@ async fn same_origin_rule_without_a_trusted_list() {
     assert_eq!(ok.status(), 303);
     assert_eq!(ok.headers()["location"], "/settings?done=username-saved");
     // A cookie-authenticated JSON call needs the origin too; a bearer script does not.
-    let api = client.post(fixture.url("/v1/user/api_keys")).header("cookie", &cookies).json(&json!({"data": {"name": "k"}})).send().await.unwrap();
+    let api = client
+        .post(fixture.url("/v1/user/api_keys"))
+        .header("cookie", &cookies)
+        .json(&json!({"data": {"name": "k"}}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(status_text(api).await, (401, "untrusted origin".to_owned()));
     let api = client
         .post(fixture.url("/v1/user/api_keys"))
@@ -62,18 +79,29 @@ async fn same_origin_rule_without_a_trusted_list() {
         .unwrap();
     assert_eq!(api.status(), 201);
     // Sign-in forms from another site are refused too (login CSRF).
-    let form = client.post(fixture.url("/login")).form(&[("email", "admin@localhost"), ("password", "x")]).header("origin", "https://evil.example").send().await.unwrap();
+    let form = client
+        .post(fixture.url("/login"))
+        .form(&[("email", "admin@localhost"), ("password", "x")])
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(status_text(form).await, (401, "untrusted origin".to_owned()));
 }
 
 #[tokio::test]
 async fn phoenix_trusted_origins() {
-    let fixture = GatewayFixture::start_with(true, |env| env.with("PHOENIX_CSRF_TRUSTED_ORIGINS", "https://phoenix.example.com:8443,http://127.0.0.1")).await;
+    let fixture = GatewayFixture::start_with(true, |env| {
+        env.with("PHOENIX_CSRF_TRUSTED_ORIGINS", "https://phoenix.example.com:8443,http://127.0.0.1")
+    })
+    .await;
     let client = GatewayFixture::client();
     // Every method, every route: a present Origin/Referer must be trusted.
-    let get = client.get(fixture.url("/healthz")).header("origin", "https://evil.example").send().await.unwrap();
+    let get =
+        client.get(fixture.url("/healthz")).header("origin", "https://evil.example").send().await.unwrap();
     assert_eq!(status_text(get).await, (401, "untrusted origin".to_owned()));
-    let referer = client.get(fixture.url("/healthz")).header("referer", "https://evil.example/").send().await.unwrap();
+    let referer =
+        client.get(fixture.url("/healthz")).header("referer", "https://evil.example/").send().await.unwrap();
     assert_eq!(status_text(referer).await, (401, "untrusted referer".to_owned()));
     assert!(referer_ok(&client, &fixture, "https://phoenix.example.com/anything").await);
     assert!(referer_ok(&client, &fixture, &fixture.origin()).await);
@@ -97,7 +125,13 @@ async fn members_are_refused_admin_actions_on_the_page() {
         .post(fixture.url("/settings/users"))
         .header("cookie", &cookies)
         .header("origin", fixture.origin())
-        .form(&[("csrf", token.as_str()), ("email", "x@y.z"), ("username", "x"), ("role", "ADMIN"), ("password", "pass-word-1")])
+        .form(&[
+            ("csrf", token.as_str()),
+            ("email", "x@y.z"),
+            ("username", "x"),
+            ("role", "ADMIN"),
+            ("password", "pass-word-1"),
+        ])
         .send()
         .await
         .unwrap();

@@ -21,9 +21,17 @@ async fn quickstart_script_sends_a_trace() {
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "quickstart failed: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "quickstart failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(fixture.collector.span_count().await, 1);
-    let key = stdout.lines().find_map(|l| l.strip_prefix("PHOENIX_API_KEY=")).expect("the key is printed").to_owned();
+    let key = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("PHOENIX_API_KEY="))
+        .expect("the key is printed")
+        .to_owned();
     let spans: Value = GatewayFixture::client()
         .get(fixture.url("/v1/projects/quickstart/spans"))
         .bearer_auth(&key)

@@ -27,12 +27,16 @@ async fn users_routes() {
     let me_id = data["id"].as_str().unwrap().to_owned();
     assert_401(client.get(fixture.url("/v1/user")).send().await.unwrap(), "Invalid token").await;
     assert_401(get("/v1/user", "not-a-token").await.unwrap(), "Invalid token").await;
-    let basic = client.get(fixture.url("/v1/user")).header("authorization", "Basic YTpi").send().await.unwrap();
+    let basic =
+        client.get(fixture.url("/v1/user")).header("authorization", "Basic YTpi").send().await.unwrap();
     assert_401(basic, "Invalid token").await;
 
     // Listing is for admins.
     let denied = get("/v1/users", &member).await.unwrap();
-    assert_eq!(status_text(denied).await, (403, "Only admin or system users can perform this action.".to_owned()));
+    assert_eq!(
+        status_text(denied).await,
+        (403, "Only admin or system users can perform this action.".to_owned())
+    );
     let page: Value = get("/v1/users?limit=1", &admin).await.unwrap().json().await.unwrap();
     assert_eq!(page["data"].as_array().unwrap().len(), 1);
     let cursor = page["next_cursor"].as_str().unwrap().to_owned();
@@ -45,7 +49,9 @@ async fn users_routes() {
     }
 
     // Create: 201, conflicts 409, SYSTEM 400, bad bodies 422.
-    let create = |body: Value, token: &str| client.post(fixture.url("/v1/users")).bearer_auth(token).json(&body).send();
+    let create = |body: Value, token: &str| {
+        client.post(fixture.url("/v1/users")).bearer_auth(token).json(&body).send()
+    };
     let new_user = json!({"user": {"email": "Neo@Example.com", "username": "neo", "role": "VIEWER", "auth_method": "LOCAL", "password": "neo-pass-1"}, "send_welcome_email": false});
     let created = create(new_user.clone(), &admin).await.unwrap();
     assert_eq!(created.status(), 201);
@@ -56,9 +62,18 @@ async fn users_routes() {
     let (status, text) = status_text(create(new_user.clone(), &admin).await.unwrap()).await;
     assert_eq!(status, 409);
     assert!(text == "Username already exists" || text == "Email already exists", "{text}");
-    let system = json!({"user": {"email": "s@x.io", "username": "s", "role": "SYSTEM", "auth_method": "LOCAL"}});
-    assert_eq!(status_text(create(system, &admin).await.unwrap()).await, (400, "Cannot create users with SYSTEM role".to_owned()));
-    for bad in [json!({}), json!({"user": {"email": "x@y.z"}}), json!({"user": {"email": 1, "username": "u", "role": "MEMBER", "auth_method": "LOCAL"}}), json!({"user": {"email": "x@y.z", "username": "u", "role": "BOSS", "auth_method": "LOCAL"}})] {
+    let system =
+        json!({"user": {"email": "s@x.io", "username": "s", "role": "SYSTEM", "auth_method": "LOCAL"}});
+    assert_eq!(
+        status_text(create(system, &admin).await.unwrap()).await,
+        (400, "Cannot create users with SYSTEM role".to_owned())
+    );
+    for bad in [
+        json!({}),
+        json!({"user": {"email": "x@y.z"}}),
+        json!({"user": {"email": 1, "username": "u", "role": "MEMBER", "auth_method": "LOCAL"}}),
+        json!({"user": {"email": "x@y.z", "username": "u", "role": "BOSS", "auth_method": "LOCAL"}}),
+    ] {
         let (status, _) = status_text(create(bad.clone(), &admin).await.unwrap()).await;
         assert_eq!(status, 422, "{bad}");
     }
@@ -72,14 +87,17 @@ async fn users_routes() {
 
     // Delete by GlobalID.
     let neo_id = created["data"]["id"].as_str().unwrap().to_owned();
-    let delete = |id: &str, token: &str| client.delete(fixture.url(&format!("/v1/users/{id}"))).bearer_auth(token).send();
+    let delete = |id: &str, token: &str| {
+        client.delete(fixture.url(&format!("/v1/users/{id}"))).bearer_auth(token).send()
+    };
     assert_eq!(delete(&neo_id, &member).await.unwrap().status(), 403);
     assert_eq!(delete(&neo_id, &admin).await.unwrap().status(), 204);
     assert_eq!(status_text(delete(&neo_id, &admin).await.unwrap()).await, (404, "User not found".to_owned()));
     let (status, text) = status_text(delete("garbage", &admin).await.unwrap()).await;
     assert_eq!((status, text.as_str()), (422, "Invalid User GlobalID format: garbage"));
     let admin_id: Value = get("/v1/user", &admin).await.unwrap().json().await.unwrap();
-    let (status, _) = status_text(delete(admin_id["data"]["id"].as_str().unwrap(), &admin).await.unwrap()).await;
+    let (status, _) =
+        status_text(delete(admin_id["data"]["id"].as_str().unwrap(), &admin).await.unwrap()).await;
     assert_eq!(status, 403, "the default admin cannot be deleted");
 }
 
@@ -94,7 +112,11 @@ async fn must_reset_users_can_only_change_their_password() {
     assert_eq!(me["data"]["password_needs_reset"], true, "GET /v1/user still answers");
     for path in ["/v1/users", "/v1/user/api_keys", "/v1/projects"] {
         let response = client.get(fixture.url(path)).bearer_auth(&first.access_token).send().await.unwrap();
-        assert_eq!(status_text(response).await, (403, "You must change your password before continuing.".to_owned()), "{path}");
+        assert_eq!(
+            status_text(response).await,
+            (403, "You must change your password before continuing.".to_owned()),
+            "{path}"
+        );
     }
 }
 
@@ -102,8 +124,14 @@ async fn must_reset_users_can_only_change_their_password() {
 async fn operational_routes_and_bad_input() {
     let fixture = GatewayFixture::start().await;
     let client = GatewayFixture::client();
-    assert_eq!(status_text(client.get(fixture.url("/healthz")).send().await.unwrap()).await, (200, "OK".to_owned()));
-    assert_eq!(status_text(client.get(fixture.url("/readyz")).send().await.unwrap()).await, (200, "ready".to_owned()));
+    assert_eq!(
+        status_text(client.get(fixture.url("/healthz")).send().await.unwrap()).await,
+        (200, "OK".to_owned())
+    );
+    assert_eq!(
+        status_text(client.get(fixture.url("/readyz")).send().await.unwrap()).await,
+        (200, "ready".to_owned())
+    );
     let metrics = client.get(fixture.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("ashgate_gateway_responses_total{class=\"2xx\"}"), "{metrics}");
     let openapi: Value = client.get(fixture.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
@@ -116,7 +144,12 @@ async fn operational_routes_and_bad_input() {
     assert!(login.headers()["content-security-policy"].to_str().unwrap().starts_with("default-src 'self'"));
     assert_eq!(login.headers()["cache-control"], "no-store");
     // Garbage cookies and headers are no credential, never a 500.
-    let odd = client.get(fixture.url("/v1/user")).header("cookie", "phoenix-access-token=;;;===").send().await.unwrap();
+    let odd = client
+        .get(fixture.url("/v1/user"))
+        .header("cookie", "phoenix-access-token=;;;===")
+        .send()
+        .await
+        .unwrap();
     assert_401(odd, "Invalid token").await;
     let long = client.get(fixture.url("/v1/user")).bearer_auth("x".repeat(5000)).send().await.unwrap();
     assert_401(long, "Invalid token").await;

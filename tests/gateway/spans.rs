@@ -39,9 +39,21 @@ async fn traces_forwarded_and_read_back() {
     // Unauthenticated and viewer exports are refused by the collector, with Phoenix's answers.
     let anonymous = client.post(&traces).json(&otlp_json("quickstart")).send().await.unwrap();
     assert_401(anonymous, "Invalid token").await;
-    let (status, _) = status_text(client.post(&traces).bearer_auth(&viewer).json(&otlp_json("q")).send().await.unwrap()).await;
+    let (status, _) =
+        status_text(client.post(&traces).bearer_auth(&viewer).json(&otlp_json("q")).send().await.unwrap())
+            .await;
     assert_eq!(status, 403);
-    let (status, _) = status_text(client.post(&traces).bearer_auth(&key).header("content-type", "text/csv").body("a,b").send().await.unwrap()).await;
+    let (status, _) = status_text(
+        client
+            .post(&traces)
+            .bearer_auth(&key)
+            .header("content-type", "text/csv")
+            .body("a,b")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 415);
 
     let sent = client.post(&traces).bearer_auth(&key).json(&otlp_json("quickstart")).send().await.unwrap();
@@ -49,13 +61,38 @@ async fn traces_forwarded_and_read_back() {
     assert_eq!(fixture.collector.span_count().await, 1);
 
     // Projects and spans in Phoenix's shapes; every role may read.
-    let projects: Value = client.get(fixture.url("/v1/projects")).bearer_auth(&viewer).send().await.unwrap().json().await.unwrap();
-    let project = projects["data"].as_array().unwrap().iter().find(|p| p["name"] == "quickstart").expect("project").clone();
+    let projects: Value = client
+        .get(fixture.url("/v1/projects"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let project = projects["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "quickstart")
+        .expect("project")
+        .clone();
     assert_eq!(projects["next_cursor"], Value::Null);
-    let by_name: Value = client.get(fixture.url("/v1/projects/quickstart/spans")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let by_name: Value = client
+        .get(fixture.url("/v1/projects/quickstart/spans"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let span = &by_name["data"][0];
     assert_eq!(span["name"], "llm-call");
-    assert_eq!(span["context"], json!({"trace_id": "5b8efff798038103d269b633813fc60c", "span_id": "eee19b7ec3c1b174"}));
+    assert_eq!(
+        span["context"],
+        json!({"trace_id": "5b8efff798038103d269b633813fc60c", "span_id": "eee19b7ec3c1b174"})
+    );
     assert_eq!(span["span_kind"], "LLM");
     assert_eq!(span["parent_id"], Value::Null);
     assert_eq!(span["start_time"], "2023-11-14T22:13:20.000000+00:00");
@@ -76,8 +113,14 @@ async fn traces_forwarded_and_read_back() {
     // Errors.
     let missing = client.get(fixture.url("/v1/projects/nope/spans")).bearer_auth(&key).send().await.unwrap();
     assert_eq!(status_text(missing).await, (404, "Project with name 'nope' not found".to_owned()));
-    for bad in ["/v1/projects/quickstart/spans?limit=0", "/v1/projects/quickstart/spans?start_time=yesterday", "/v1/projects/quickstart/spans?trace_id=xyz", "/v1/projects?limit=5000"] {
-        let (status, _) = status_text(client.get(fixture.url(bad)).bearer_auth(&key).send().await.unwrap()).await;
+    for bad in [
+        "/v1/projects/quickstart/spans?limit=0",
+        "/v1/projects/quickstart/spans?start_time=yesterday",
+        "/v1/projects/quickstart/spans?trace_id=xyz",
+        "/v1/projects?limit=5000",
+    ] {
+        let (status, _) =
+            status_text(client.get(fixture.url(bad)).bearer_auth(&key).send().await.unwrap()).await;
         assert_eq!(status, 422, "{bad}");
     }
     assert_401(client.get(fixture.url("/v1/projects")).send().await.unwrap(), "Invalid token").await;
@@ -89,14 +132,18 @@ async fn unreachable_collector_is_503_and_failover_works() {
     let dead = format!("http://127.0.0.1:{}", ashgate_testkit::collector::free_port());
     let fixture = GatewayFixture::start_with(true, |env| env).await;
     let real = format!("http://{}", fixture.collector.http_addr);
-    let failover = GatewayFixture::start_with(true, move |env| env.with("ASHGATE_COLLECTOR_HTTP_URLS", format!("{dead},{real}"))).await;
+    let failover = GatewayFixture::start_with(true, move |env| {
+        env.with("ASHGATE_COLLECTOR_HTTP_URLS", format!("{dead},{real}"))
+    })
+    .await;
     // `failover` forwards to `fixture`'s collector, which trusts `fixture`'s identity only, so a
     // missing credential is the collector's own 401: proof that the export got through.
     let client = GatewayFixture::client();
     let through = client.post(failover.url("/v1/traces")).json(&otlp_json("x")).send().await.unwrap();
     assert_401(through, "Invalid token").await;
     let only_dead = format!("http://127.0.0.1:{}", ashgate_testkit::collector::free_port());
-    let nowhere = GatewayFixture::start_with(true, move |env| env.with("ASHGATE_COLLECTOR_HTTP_URLS", only_dead)).await;
+    let nowhere =
+        GatewayFixture::start_with(true, move |env| env.with("ASHGATE_COLLECTOR_HTTP_URLS", only_dead)).await;
     let refused = client.post(nowhere.url("/v1/traces")).json(&otlp_json("x")).send().await.unwrap();
     assert_eq!(status_text(refused).await, (503, "Collector unavailable, retry later".to_owned()));
 }

@@ -1,8 +1,8 @@
 //! Helpers shared by the gateway tests.
 
 use ashgate_testkit::gateway::GatewayFixture;
-use ashgate_testkit::identity::ADMIN_PASSWORD;
 use ashgate_testkit::gateway::deps::reqwest;
+use ashgate_testkit::identity::ADMIN_PASSWORD;
 use reqwest::Response;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 
@@ -72,5 +72,9 @@ pub async fn login_cookies(fixture: &GatewayFixture, email: &str, password: &str
         .await
         .unwrap();
     assert_eq!(response.status(), 204, "login {email}");
-    set_cookies(response.headers()).iter().map(|c| format!("{}={}", c.name, c.value)).collect::<Vec<_>>().join("; ")
+    set_cookies(response.headers())
+        .iter()
+        .map(|c| format!("{}={}", c.name, c.value))
+        .collect::<Vec<_>>()
+        .join("; ")
 }

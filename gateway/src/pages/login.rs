@@ -1,8 +1,8 @@
 //! The sign-in page and the password-change page (forced for a user flagged must-reset, such as
 //! the default admin at first sign-in).
 
-use askama::Template;
 use ashgate_proto::identity as pb;
+use askama::Template;
 use axum::extract::{OriginalUri, Query, State};
 use axum::response::Response;
 use http::{HeaderMap, Method, StatusCode};
@@ -53,7 +53,13 @@ fn error_message(code: &str) -> &'static str {
     }
 }
 
-fn login_page(state: &AppState, status: StatusCode, email: &str, error: Option<&str>, notice: Option<&str>) -> Response {
+fn login_page(
+    state: &AppState,
+    status: StatusCode,
+    email: &str,
+    error: Option<&str>,
+    notice: Option<&str>,
+) -> Response {
     let (providers, forgot_password_url) = sign_in_options(state);
     let page = LoginPage {
         root: &state.config.root_path,
@@ -76,7 +82,11 @@ pub struct LoginQuery {
 
 /// `GET /login`.
 #[tracing::instrument(skip_all)]
-pub async fn show(State(state): State<AppState>, OriginalUri(uri): OriginalUri, headers: HeaderMap) -> Response {
+pub async fn show(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
     if state.config.auth_enabled
         && let Some(token) = read_cookie(&headers, ACCESS_COOKIE)
         && state.verifier.verify_bearer(&token).await.is_ok()
@@ -85,7 +95,11 @@ pub async fn show(State(state): State<AppState>, OriginalUri(uri): OriginalUri, 
     }
     let query = Query::<LoginQuery>::try_from_uri(&uri).map(|q| q.0).unwrap_or_default();
     let error = query.error.as_deref().map(error_message);
-    let notice = query.done.as_deref().filter(|d| *d == "password-changed").map(|_| "Password changed. Sign in with your new password.");
+    let notice = query
+        .done
+        .as_deref()
+        .filter(|d| *d == "password-changed")
+        .map(|_| "Password changed. Sign in with your new password.");
     login_page(&state, StatusCode::OK, "", error, notice)
 }
 
@@ -99,7 +113,13 @@ pub async fn submit(State(state): State<AppState>, client: ClientAddr, form: For
     let email = form.text("email");
     let password = form.raw("password");
     if email.is_empty() || password.is_empty() {
-        return login_page(&state, StatusCode::UNAUTHORIZED, email, Some("Enter your email and password."), None);
+        return login_page(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            email,
+            Some("Enter your email and password."),
+            None,
+        );
     }
     match sign_in(&state, email, password, client).await {
         Ok(pair) => {
@@ -123,9 +143,22 @@ struct PasswordPage<'a> {
 
 /// `GET /change-password`.
 #[tracing::instrument(skip_all)]
-pub async fn show_password(State(state): State<AppState>, OriginalUri(uri): OriginalUri, headers: HeaderMap, client: ClientAddr) -> Response {
+pub async fn show_password(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    client: ClientAddr,
+) -> Response {
     match session(&state, &Method::GET, &uri, &headers, client, true).await {
-        Ok(session) => render(StatusCode::OK, &PasswordPage { root: &state.config.root_path, forced: session.forced, session: &session, error: None }),
+        Ok(session) => render(
+            StatusCode::OK,
+            &PasswordPage {
+                root: &state.config.root_path,
+                forced: session.forced,
+                session: &session,
+                error: None,
+            },
+        ),
         Err(response) => response,
     }
 }
@@ -145,12 +178,21 @@ pub async fn submit_password(
         Err(response) => return response,
     };
     let page = |status: StatusCode, error: &str| {
-        render(status, &PasswordPage { root: &state.config.root_path, forced: session.forced, session: &session, error: Some(error) })
+        render(
+            status,
+            &PasswordPage {
+                root: &state.config.root_path,
+                forced: session.forced,
+                session: &session,
+                error: Some(error),
+            },
+        )
     };
     if let Err(error) = session.check_form(&form) {
         return page(error.status(), error.public_message());
     }
-    let (current, new, confirm) = (form.raw("current_password"), form.raw("new_password"), form.raw("confirm_password"));
+    let (current, new, confirm) =
+        (form.raw("current_password"), form.raw("new_password"), form.raw("confirm_password"));
     if current.is_empty() || new.is_empty() {
         return page(StatusCode::UNPROCESSABLE_ENTITY, "Enter your current password and a new one.");
     }
@@ -165,7 +207,9 @@ pub async fn submit_password(
         new_password: new.to_owned(),
         current_password: current.to_owned(),
     };
-    if let Err(status) = state.identity.users().update_password(state.identity.request(request, &session.context)).await {
+    if let Err(status) =
+        state.identity.users().update_password(state.identity.request(request, &session.context)).await
+    {
         let error = ApiError::from(status);
         return page(error.status(), error.public_message());
     }

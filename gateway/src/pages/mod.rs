@@ -104,7 +104,12 @@ pub fn error_page(state: &AppState, error: &ApiError) -> Response {
     if let ApiError::Internal(detail) = error {
         tracing::error!(%detail, "internal error on a page");
     }
-    let page = ErrorPage { root: &state.config.root_path, status: status.as_u16(), heading, message: error.public_message() };
+    let page = ErrorPage {
+        root: &state.config.root_path,
+        status: status.as_u16(),
+        heading,
+        message: error.public_message(),
+    };
     render(status, &page)
 }
 

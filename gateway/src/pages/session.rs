@@ -62,7 +62,8 @@ pub async fn session(
         );
         return Err(error_page(state, &error));
     }
-    let had_cookies = read_cookie(headers, ACCESS_COOKIE).is_some() || read_cookie(headers, REFRESH_COOKIE).is_some();
+    let had_cookies =
+        read_cookie(headers, ACCESS_COOKIE).is_some() || read_cookie(headers, REFRESH_COOKIE).is_some();
     let access = read_cookie(headers, ACCESS_COOKIE);
     let verdict = match &access {
         Some(token) => state.verifier.verify_bearer(token).await,
@@ -72,7 +73,10 @@ pub async fn session(
         Ok(p) if p.kind == CredentialKind::AccessToken => p,
         Ok(_) => return Err(to_login(state, had_cookies)),
         Err(AuthError::Unavailable) => {
-            return Err(error_page(state, &ApiError::Unavailable("The identity service is unavailable. Try again in a moment.".into())));
+            return Err(error_page(
+                state,
+                &ApiError::Unavailable("The identity service is unavailable. Try again in a moment.".into()),
+            ));
         }
         Err(_) => return Err(renew(state, method, uri, headers, client, had_cookies).await),
     };
@@ -84,7 +88,9 @@ pub async fn session(
     let request = state.identity.request(pb::GetSelfRequest {}, &context);
     let user = match state.identity.users().get_self(request).await {
         Ok(user) => user.into_inner(),
-        Err(status) if status.code() == tonic::Code::Unauthenticated => return Err(to_login(state, had_cookies)),
+        Err(status) if status.code() == tonic::Code::Unauthenticated => {
+            return Err(to_login(state, had_cookies));
+        }
         Err(status) => return Err(error_page(state, &status.into())),
     };
     Ok(Session {
@@ -101,13 +107,21 @@ pub async fn session(
 
 /// An expired or revoked access cookie: a GET is retried with a renewed pair; anything else
 /// goes to the sign-in page.
-async fn renew(state: &AppState, method: &Method, uri: &Uri, headers: &HeaderMap, client: ClientAddr, had_cookies: bool) -> Response {
+async fn renew(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    client: ClientAddr,
+    had_cookies: bool,
+) -> Response {
     if *method != Method::GET || read_cookie(headers, REFRESH_COOKIE).is_none() {
         return to_login(state, had_cookies);
     }
     match rotate(state, headers, client).await {
         Ok(pair) => {
-            let target = uri.path_and_query().map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
+            let target =
+                uri.path_and_query().map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
             let mut response = axum::response::Redirect::to(&target).into_response();
             set_session_cookies(&state.config, &pair, response.headers_mut());
             response

@@ -3,8 +3,8 @@
 //! shown on the page). Every action is a form post that answers with a 303 back to the page,
 //! except key creation, which renders the new key once.
 
-use askama::Template;
 use ashgate_proto::identity as pb;
+use askama::Template;
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::response::Response;
 use http::{HeaderMap, Method, StatusCode, Uri};
@@ -125,16 +125,20 @@ async fn page(
     new_key: Option<NewKey>,
 ) -> Response {
     let identity = &state.identity;
-    let (mut keys_client, mut users_client, mut system_client) = (identity.keys(), identity.users(), identity.keys());
+    let (mut keys_client, mut users_client, mut system_client) =
+        (identity.keys(), identity.users(), identity.keys());
     let own = keys_client.list_own_api_keys(identity.request(pb::ListOwnApiKeysRequest {}, &session.context));
     let admin_data = async {
         if !session.is_admin {
             return Ok((Vec::new(), Vec::new()));
         }
-        let users_request = identity.request(pb::ListUsersRequest { cursor: String::new(), limit: 1000 }, &session.context);
+        let users_request =
+            identity.request(pb::ListUsersRequest { cursor: String::new(), limit: 1000 }, &session.context);
         let keys_request = identity.request(pb::ListSystemApiKeysRequest {}, &session.context);
-        let (users, keys) =
-            tokio::join!(users_client.list_users(users_request), system_client.list_system_api_keys(keys_request));
+        let (users, keys) = tokio::join!(
+            users_client.list_users(users_request),
+            system_client.list_system_api_keys(keys_request)
+        );
         Ok::<_, tonic::Status>((users?.into_inner().users, keys?.into_inner().api_keys))
     };
     let (own, admin) = tokio::join!(own, admin_data);
@@ -143,7 +147,7 @@ async fn page(
         (Err(status), _) | (_, Err(status)) => return super::error_page(state, &status.into()),
     };
     let newest_first = |mut keys: Vec<pb::ApiKey>| {
-        keys.sort_by(|a, b| b.id.cmp(&a.id));
+        keys.sort_by_key(|k| std::cmp::Reverse(k.id));
         keys.into_iter().map(key_view).collect()
     };
     let page = SettingsPage {
@@ -195,7 +199,14 @@ enum Outcome {
 
 /// Runs a form action for the signed-in session: session, form token, action, and the answer
 /// (303 with a notice, or the page with the error and its status).
-async fn act<F, Fut>(state: AppState, uri: Uri, headers: HeaderMap, client: ClientAddr, form: FormFields, action: F) -> Response
+async fn act<F, Fut>(
+    state: AppState,
+    uri: Uri,
+    headers: HeaderMap,
+    client: ClientAddr,
+    form: FormFields,
+    action: F,
+) -> Response
 where
     F: FnOnce(AppState, Session, FormFields) -> Fut,
     Fut: Future<Output = Result<Outcome, ApiError>>,
@@ -226,7 +237,8 @@ fn expiry(form: &FormFields) -> Result<i64, ApiError> {
     if raw.is_empty() {
         return Ok(0);
     }
-    let start = parse_iso_millis(raw).ok_or_else(|| ApiError::Unprocessable("Enter the expiry as a date.".into()))?;
+    let start =
+        parse_iso_millis(raw).ok_or_else(|| ApiError::Unprocessable("Enter the expiry as a date.".into()))?;
     let end = if raw.len() == 10 { start + 86_400_000 } else { start };
     if end <= now_millis() {
         return Err(ApiError::Unprocessable("Expiration time must be in the future".into()));
@@ -239,7 +251,11 @@ fn key_request(form: &FormFields) -> Result<pb::CreateApiKeyRequest, ApiError> {
     if name.is_empty() {
         return Err(ApiError::Unprocessable("Give the key a name.".into()));
     }
-    Ok(pb::CreateApiKeyRequest { name: name.to_owned(), description: form.text("description").to_owned(), expires_at_ms: expiry(form)? })
+    Ok(pb::CreateApiKeyRequest {
+        name: name.to_owned(),
+        description: form.text("description").to_owned(),
+        expires_at_ms: expiry(form)?,
+    })
 }
 
 fn created(kind: &'static str, reply: pb::CreatedApiKey) -> Outcome {

@@ -50,8 +50,9 @@ impl ApiKeyJson {
     }
 
     fn with_owner(mut self, key_user_id: i64, username: String, email: String) -> Self {
-        self.user =
-            Some(json!({"id": global_id::encode(global_id::USER, key_user_id), "username": username, "email": email}));
+        self.user = Some(
+            json!({"id": global_id::encode(global_id::USER, key_user_id), "username": username, "email": email}),
+        );
         self
     }
 }
@@ -82,8 +83,9 @@ impl ApiKeyData {
         let expires_at_ms = match self.expires_at.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => 0,
             Some(raw) => {
-                let ms = parse_iso_millis(raw)
-                    .ok_or_else(|| ApiError::Unprocessable(format!("expires_at is not an ISO 8601 datetime: {raw}")))?;
+                let ms = parse_iso_millis(raw).ok_or_else(|| {
+                    ApiError::Unprocessable(format!("expires_at is not an ISO 8601 datetime: {raw}"))
+                })?;
                 if ms <= now_millis() {
                     return Err(ApiError::Unprocessable("Expiration time must be in the future".into()));
                 }
@@ -95,14 +97,15 @@ impl ApiKeyData {
 }
 
 fn created(reply: pb::CreatedApiKey, node_type: &str) -> ApiResult<Response> {
-    let key = reply.api_key.ok_or_else(|| ApiError::Internal("identity-svc returned no key metadata".into()))?;
+    let key =
+        reply.api_key.ok_or_else(|| ApiError::Internal("identity-svc returned no key metadata".into()))?;
     let mut json = ApiKeyJson::new(key, node_type);
     json.key = Some(reply.key);
     Ok((StatusCode::CREATED, Json(json!({"data": json}))).into_response())
 }
 
 fn newest_first(mut keys: Vec<pb::ApiKey>) -> Vec<pb::ApiKey> {
-    keys.sort_by(|a, b| b.id.cmp(&a.id));
+    keys.sort_by_key(|k| std::cmp::Reverse(k.id));
     keys
 }
 
@@ -112,7 +115,8 @@ pub async fn list_own(State(state): State<AppState>, Caller(caller): Caller) -> 
     require_auth_enabled(&state)?;
     let request = state.identity.request(pb::ListOwnApiKeysRequest {}, &caller.context);
     let keys = state.identity.keys().list_own_api_keys(request).await?.into_inner().api_keys;
-    let data: Vec<_> = newest_first(keys).into_iter().map(|k| ApiKeyJson::new(k, global_id::USER_API_KEY)).collect();
+    let data: Vec<_> =
+        newest_first(keys).into_iter().map(|k| ApiKeyJson::new(k, global_id::USER_API_KEY)).collect();
     Ok(Json(json!({"data": data})))
 }
 
@@ -136,8 +140,9 @@ pub async fn delete_own(
     Path(api_key_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     require_auth_enabled(&state)?;
-    let id = global_id::decode_id(&api_key_id, global_id::USER_API_KEY)
-        .ok_or_else(|| ApiError::Unprocessable(format!("Invalid UserApiKey GlobalID format: {api_key_id}")))?;
+    let id = global_id::decode_id(&api_key_id, global_id::USER_API_KEY).ok_or_else(|| {
+        ApiError::Unprocessable(format!("Invalid UserApiKey GlobalID format: {api_key_id}"))
+    })?;
     let request = state.identity.request(pb::DeleteApiKeyRequest { id }, &caller.context);
     state.identity.keys().delete_user_api_key(request).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -159,11 +164,14 @@ pub async fn list_all_user_keys(
         .api_keys
         .into_iter()
         .map(|mut k| {
-            let (user_id, username, email) = (k.user_id, std::mem::take(&mut k.username), std::mem::take(&mut k.email));
+            let (user_id, username, email) =
+                (k.user_id, std::mem::take(&mut k.username), std::mem::take(&mut k.email));
             ApiKeyJson::new(k, global_id::USER_API_KEY).with_owner(user_id, username, email)
         })
         .collect();
-    Ok(Json(json!({"data": data, "next_cursor": Page::next_cursor(global_id::USER_API_KEY, &reply.next_cursor)})))
+    Ok(Json(
+        json!({"data": data, "next_cursor": Page::next_cursor(global_id::USER_API_KEY, &reply.next_cursor)}),
+    ))
 }
 
 /// `GET /v1/system/api_keys` (admins).
@@ -173,7 +181,8 @@ pub async fn list_system(State(state): State<AppState>, Caller(caller): Caller) 
     require_admin(&state, &caller)?;
     let request = state.identity.request(pb::ListSystemApiKeysRequest {}, &caller.context);
     let keys = state.identity.keys().list_system_api_keys(request).await?.into_inner().api_keys;
-    let data: Vec<_> = newest_first(keys).into_iter().map(|k| ApiKeyJson::new(k, global_id::SYSTEM_API_KEY)).collect();
+    let data: Vec<_> =
+        newest_first(keys).into_iter().map(|k| ApiKeyJson::new(k, global_id::SYSTEM_API_KEY)).collect();
     Ok(Json(json!({"data": data})))
 }
 
@@ -187,7 +196,10 @@ pub async fn create_system(
     require_auth_enabled(&state)?;
     require_admin(&state, &caller)?;
     let request = state.identity.request(body.data.to_request()?, &caller.context);
-    created(state.identity.keys().create_system_api_key(request).await?.into_inner(), global_id::SYSTEM_API_KEY)
+    created(
+        state.identity.keys().create_system_api_key(request).await?.into_inner(),
+        global_id::SYSTEM_API_KEY,
+    )
 }
 
 /// `DELETE /v1/system/api_keys/{api_key_id}` (admins); 404 if it is not a system key.
@@ -199,8 +211,9 @@ pub async fn delete_system(
 ) -> ApiResult<StatusCode> {
     require_auth_enabled(&state)?;
     require_admin(&state, &caller)?;
-    let id = global_id::decode_id(&api_key_id, global_id::SYSTEM_API_KEY)
-        .ok_or_else(|| ApiError::Unprocessable(format!("Invalid SystemApiKey GlobalID format: {api_key_id}")))?;
+    let id = global_id::decode_id(&api_key_id, global_id::SYSTEM_API_KEY).ok_or_else(|| {
+        ApiError::Unprocessable(format!("Invalid SystemApiKey GlobalID format: {api_key_id}"))
+    })?;
     let request = state.identity.request(pb::DeleteApiKeyRequest { id }, &caller.context);
     match state.identity.keys().delete_system_api_key(request).await {
         Ok(_) => Ok(StatusCode::NO_CONTENT),

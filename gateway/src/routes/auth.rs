@@ -48,7 +48,12 @@ fn text_field<'a>(body: &'a Value, name: &str) -> Option<&'a str> {
 }
 
 /// Signs in with email and password through identity-svc (shared with the sign-in page).
-pub async fn sign_in(state: &AppState, email: &str, password: &str, client: ClientAddr) -> ApiResult<pb::TokenPair> {
+pub async fn sign_in(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    client: ClientAddr,
+) -> ApiResult<pb::TokenPair> {
     let context = CallContext { bearer: None, client_addr: client.0 };
     let request = pb::LoginRequest { email: email.to_owned(), password: password.to_owned() };
     let result = state.identity.auth().login(state.identity.request(request, &context)).await;
@@ -58,8 +63,13 @@ pub async fn sign_in(state: &AppState, email: &str, password: &str, client: Clie
 
 /// `POST /auth/login`: JSON `{email, password}` → 204 + cookies.
 #[tracing::instrument(skip_all)]
-pub async fn login(State(state): State<AppState>, client: ClientAddr, JsonBody(body): JsonBody<Value>) -> ApiResult<Response> {
-    let (Some(email), Some(password)) = (text_field(&body, "email"), body.get("password").and_then(Value::as_str))
+pub async fn login(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Response> {
+    let (Some(email), Some(password)) =
+        (text_field(&body, "email"), body.get("password").and_then(Value::as_str))
     else {
         return Err(ApiError::Unauthenticated(CREDENTIALS_REQUIRED.into()));
     };
@@ -98,8 +108,8 @@ pub async fn logout(State(state): State<AppState>, client: ClientAddr, headers: 
 
 /// Rotates the refresh cookie into a new pair (shared with the pages).
 pub async fn rotate(state: &AppState, headers: &HeaderMap, client: ClientAddr) -> ApiResult<pb::TokenPair> {
-    let refresh_token =
-        read_cookie(headers, REFRESH_COOKIE).ok_or_else(|| ApiError::Unauthenticated("Missing refresh token".into()))?;
+    let refresh_token = read_cookie(headers, REFRESH_COOKIE)
+        .ok_or_else(|| ApiError::Unauthenticated("Missing refresh token".into()))?;
     let access_token = read_cookie(headers, ACCESS_COOKIE).unwrap_or_default();
     let context = CallContext { bearer: None, client_addr: client.0 };
     let request = state.identity.request(pb::RefreshRequest { refresh_token, access_token }, &context);
@@ -108,7 +118,11 @@ pub async fn rotate(state: &AppState, headers: &HeaderMap, client: ClientAddr) -
 
 /// `POST /auth/refresh`: the refresh cookie (no body) → 204 + a brand-new pair.
 #[tracing::instrument(skip_all)]
-pub async fn refresh(State(state): State<AppState>, client: ClientAddr, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn refresh(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let pair = rotate(&state, &headers, client).await?;
     Ok(session_response(&state.config, &pair))
 }

@@ -20,8 +20,7 @@ use crate::state::AppState;
 /// Phoenix's `require_admin` text.
 pub const ADMIN_ONLY: &str = "Only admin or system users can perform this action.";
 /// Phoenix's `require_auth_enabled` text.
-pub const AUTH_REQUIRED: &str =
-    "This action requires authentication to be enabled. Set the PHOENIX_ENABLE_AUTH environment variable to true.";
+pub const AUTH_REQUIRED: &str = "This action requires authentication to be enabled. Set the PHOENIX_ENABLE_AUTH environment variable to true.";
 
 /// Query parameters; a value of the wrong type is 422 (FastAPI's status), not axum's 400.
 #[derive(Debug)]
@@ -51,11 +50,9 @@ impl Page {
     pub fn limit(&self, max: u32) -> ApiResult<u32> {
         match self.limit.as_deref().map(str::trim) {
             None | Some("") => Ok(100.min(max)),
-            Some(raw) => raw
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| ApiError::Unprocessable(format!("limit must be a whole number between 1 and {max}"))),
+            Some(raw) => raw.parse::<u32>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
+                ApiError::Unprocessable(format!("limit must be a whole number between 1 and {max}"))
+            }),
         }
     }
 

@@ -44,14 +44,16 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     if down.is_empty() {
         (StatusCode::OK, "ready").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {} unavailable", down.join(", "))).into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {} unavailable", down.join(", ")))
+            .into_response()
     }
 }
 
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let text = state.metrics.render(state.verifier.stats());
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"), (CACHE_CONTROL, "no-store")], text).into_response()
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"), (CACHE_CONTROL, "no-store")], text)
+        .into_response()
 }
 
 /// `GET /openapi.json`.

@@ -87,7 +87,11 @@ pub async fn get_viewer(State(state): State<AppState>, caller: AnyCaller) -> Api
 
 /// `GET /v1/users?cursor&limit`: a page of users (admins).
 #[tracing::instrument(skip_all)]
-pub async fn list_users(State(state): State<AppState>, Caller(caller): Caller, Params(page): Params<Page>) -> ApiResult<Json<Value>> {
+pub async fn list_users(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Params(page): Params<Page>,
+) -> ApiResult<Json<Value>> {
     require_admin(&state, &caller)?;
     let (cursor, limit) = page.to_identity(global_id::USER)?;
     let request = state.identity.request(pb::ListUsersRequest { cursor, limit }, &caller.context);
@@ -166,15 +170,17 @@ pub async fn create_user(
             password: password.unwrap_or_default(),
             ..Default::default()
         },
-        NewUser::OAuth2 { email, username, role, oauth2_client_id, oauth2_user_id } => pb::CreateUserRequest {
-            email,
-            username,
-            role: role.to_pb().into(),
-            auth_method: pb::AuthMethod::Oauth2.into(),
-            oauth2_client_id: oauth2_client_id.unwrap_or_default(),
-            oauth2_user_id: oauth2_user_id.unwrap_or_default(),
-            ..Default::default()
-        },
+        NewUser::OAuth2 { email, username, role, oauth2_client_id, oauth2_user_id } => {
+            pb::CreateUserRequest {
+                email,
+                username,
+                role: role.to_pb().into(),
+                auth_method: pb::AuthMethod::Oauth2.into(),
+                oauth2_client_id: oauth2_client_id.unwrap_or_default(),
+                oauth2_user_id: oauth2_user_id.unwrap_or_default(),
+                ..Default::default()
+            }
+        }
     };
     if request.role == i32::from(pb::Role::System) {
         return Err(ApiError::BadRequest("Cannot create users with SYSTEM role".into()));

@@ -108,7 +108,11 @@ async fn sign_in_settings_and_sign_out_in_chromium() {
 
     // Sign out: cookies gone, the old session revoked, back at sign-in.
     let cookies = browser.cookies().await;
-    let access = cookies.iter().find(|(n, _)| n == "phoenix-access-token").map(|(_, v)| v.clone()).expect("access cookie");
+    let access = cookies
+        .iter()
+        .find(|(n, _)| n == "phoenix-access-token")
+        .map(|(_, v)| v.clone())
+        .expect("access cookie");
     assert!(cookies.iter().any(|(n, _)| n == "phoenix-refresh-token"));
     browser.click("#sign-out").await;
     browser.wait_for_path("/login").await;

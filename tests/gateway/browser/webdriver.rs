@@ -29,7 +29,11 @@ mod tempfile_dir {
 
     impl Dir {
         pub fn new() -> Self {
-            let path = std::env::temp_dir().join(format!("ashgate-chromium-{}-{}", std::process::id(), rand_suffix()));
+            let path = std::env::temp_dir().join(format!(
+                "ashgate-chromium-{}-{}",
+                std::process::id(),
+                rand_suffix()
+            ));
             std::fs::create_dir_all(&path).unwrap();
             Self(path)
         }
@@ -105,7 +109,9 @@ impl Driver {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": chromium.display().to_string(), "args": args}
         }}});
-        let reply = call(&self.http, reqwest::Method::POST, &format!("{}/session", self.base), Some(capabilities)).await;
+        let reply =
+            call(&self.http, reqwest::Method::POST, &format!("{}/session", self.base), Some(capabilities))
+                .await;
         let id = reply["value"]["sessionId"].as_str().expect("session id").to_owned();
         Browser { http: self.http.clone(), base: format!("{}/session/{id}", self.base) }
     }
@@ -142,7 +148,8 @@ pub struct Element(String);
 
 impl Browser {
     async fn post(&self, path: &str, body: Value) -> Value {
-        call(&self.http, reqwest::Method::POST, &format!("{}{path}", self.base), Some(body)).await["value"].clone()
+        call(&self.http, reqwest::Method::POST, &format!("{}{path}", self.base), Some(body)).await["value"]
+            .clone()
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -182,7 +189,12 @@ impl Browser {
     /// Elements matching a CSS selector.
     pub async fn all(&self, css: &str) -> Vec<Element> {
         let found = self.post("/elements", json!({"using": "css selector", "value": css})).await;
-        found.as_array().into_iter().flatten().filter_map(|e| e[ELEMENT].as_str().map(|id| Element(id.to_owned()))).collect()
+        found
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e[ELEMENT].as_str().map(|id| Element(id.to_owned())))
+            .collect()
     }
 
     /// The first element matching a CSS selector, waiting up to 10 s for it.
@@ -224,7 +236,11 @@ impl Browser {
     /// The `value` property of the element matching `css`.
     pub async fn value(&self, css: &str) -> String {
         let element = self.find(css).await;
-        self.get(&format!("/element/{}/property/value", element.0)).await.as_str().unwrap_or_default().to_owned()
+        self.get(&format!("/element/{}/property/value", element.0))
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// Runs a script in the page and returns its result.
@@ -239,7 +255,9 @@ impl Browser {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|c| (c["name"].as_str().unwrap_or("").to_owned(), c["value"].as_str().unwrap_or("").to_owned()))
+            .map(|c| {
+                (c["name"].as_str().unwrap_or("").to_owned(), c["value"].as_str().unwrap_or("").to_owned())
+            })
             .collect()
     }
 

@@ -57,12 +57,14 @@ impl GatewayFixture {
         let auth = if auth_enabled { "true" } else { "false" };
         let identity = IdentityFixture::start_with(|env| env.with("PHOENIX_ENABLE_AUTH", auth)).await;
         let collector_verifier = if auth_enabled {
-            CredentialVerifier::connect(verifier_config(&identity)).unwrap_or_else(|e| panic!("verifier: {e}"))
+            CredentialVerifier::connect(verifier_config(&identity))
+                .unwrap_or_else(|e| panic!("verifier: {e}"))
         } else {
             CredentialVerifier::disabled()
         };
         let collector =
-            CollectorFixture::start_with(collector_verifier, |config| config.auth_enabled = auth_enabled).await;
+            CollectorFixture::start_with(collector_verifier, |config| config.auth_enabled = auth_enabled)
+                .await;
         let env = Env::from_pairs([
             ("PHOENIX_ENABLE_AUTH", auth.to_owned()),
             ("ASHGATE_IDENTITY_URL", identity.url()),
@@ -70,7 +72,8 @@ impl GatewayFixture {
             ("ASHGATE_COLLECTOR_GRPC_URLS", collector.grpc_endpoint()),
             ("ASHGATE_COLLECTOR_HTTP_URLS", format!("http://{}", collector.http_addr)),
         ]);
-        let mut config = GatewayConfig::from_env(&configure(env)).unwrap_or_else(|e| panic!("gateway config: {e}"));
+        let mut config =
+            GatewayConfig::from_env(&configure(env)).unwrap_or_else(|e| panic!("gateway config: {e}"));
         config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("addr: {e}"));
         let gateway = Gateway::connect(config.clone()).await.unwrap_or_else(|e| panic!("gateway: {e}"));
         let addr = gateway.local_addr().unwrap_or_else(|e| panic!("gateway addr: {e}"));
