@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ashgate_gateway::{Gateway, GatewayConfig};
+use ashgate_identity_client::VerifierConfig;
 use ashgate_identity_client::env::Env;
-use ashgate_identity_client::{CredentialVerifier, VerifierConfig};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -56,11 +56,20 @@ impl GatewayFixture {
     pub async fn start_with(auth_enabled: bool, configure: impl FnOnce(Env) -> Env) -> Self {
         let auth = if auth_enabled { "true" } else { "false" };
         let identity = IdentityFixture::start_with(|env| env.with("PHOENIX_ENABLE_AUTH", auth)).await;
+        // Named through the collector crate, which re-exports the identity client's verifier.
         let collector_verifier = if auth_enabled {
-            CredentialVerifier::connect(verifier_config(&identity))
+            let config = verifier_config(&identity);
+            let config = ashgate_collector::auth::VerifierConfig {
+                identity_urls: config.identity_urls,
+                internal_token: config.internal_token,
+                max_cache_ttl: config.max_cache_ttl,
+                negative_cache_ttl: config.negative_cache_ttl,
+                cache_capacity: config.cache_capacity,
+            };
+            ashgate_collector::auth::CredentialVerifier::connect(config)
                 .unwrap_or_else(|e| panic!("verifier: {e}"))
         } else {
-            CredentialVerifier::disabled()
+            ashgate_collector::auth::CredentialVerifier::disabled()
         };
         let collector =
             CollectorFixture::start_with(collector_verifier, |config| config.auth_enabled = auth_enabled)
