@@ -38,6 +38,9 @@ pub struct IdentityConfig {
     pub database_url: String,
     /// `ASHGATE_REDIS_URL`: shared revocations and limits between replicas.
     pub redis_url: Option<String>,
+    /// `ASHGATE_REDIS_NAMESPACE` (`ashgate`): prefix of every Redis key and channel, so several
+    /// deployments (or test runs) can share one Redis.
+    pub redis_namespace: String,
     /// `PHOENIX_HOST` + `ASHGATE_IDENTITY_PORT` (50051).
     pub listen: SocketAddr,
     /// Brute-force lockout settings.
@@ -141,6 +144,7 @@ impl IdentityConfig {
                 .string("ASHGATE_REDIS_URL")
                 .map(|url: String| validate_redis_url(&url))
                 .transpose()?,
+            redis_namespace: redis_namespace(env)?,
             listen,
             login_protection: LoginProtection {
                 enabled: !env.bool("PHOENIX_DISABLE_BRUTE_FORCE_LOGIN_PROTECTION", false)?,
@@ -258,6 +262,14 @@ pub fn working_dir(env: &Env) -> Result<PathBuf, ConfigError> {
     std::fs::create_dir_all(&dir)
         .map_err(|e| ConfigError::new(VAR, format!("cannot create {}: {e}", dir.display())))?;
     Ok(dir)
+}
+
+fn redis_namespace(env: &Env) -> Result<String, ConfigError> {
+    let namespace = env.string("ASHGATE_REDIS_NAMESPACE").unwrap_or_else(|| "ashgate".into());
+    if namespace.len() > 64 || !namespace.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(ConfigError::new("ASHGATE_REDIS_NAMESPACE", "must be 1-64 letters, digits, '-' or '_'"));
+    }
+    Ok(namespace)
 }
 
 fn validate_redis_url(url: &str) -> Result<String, ConfigError> {

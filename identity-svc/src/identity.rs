@@ -50,12 +50,16 @@ impl Identity {
     pub async fn start(config: IdentityConfig) -> Result<Arc<Self>> {
         let store = Store::connect(&config.database_url).await?;
         let revocations = match &config.redis_url {
-            Some(url) => RevocationBus::with_redis(url)
+            Some(url) => RevocationBus::with_redis(url, &config.redis_namespace)
                 .map_err(|e| Error::Invalid(format!("ASHGATE_REDIS_URL: {e}")))?,
             None => RevocationBus::local(),
         };
-        let limits =
-            Limits::new(config.login_protection, config.rate_limit_enabled, config.redis_url.as_deref())?;
+        let limits = Limits::new(
+            config.login_protection,
+            config.rate_limit_enabled,
+            config.redis_url.as_deref(),
+            &config.redis_namespace,
+        )?;
         let hasher = PasswordHasherPool::new(config.password_hash_concurrency)?;
         let system_user_id = crate::seed::seed(&store, &hasher, &config).await?;
         let mailer =

@@ -45,6 +45,7 @@ pub struct Limits {
     redis: Option<redis::aio::ConnectionManager>,
     memory: Arc<Mutex<Memory>>,
     redis_failing: Arc<AtomicBool>,
+    namespace: String,
 }
 
 #[derive(Default)]
@@ -66,6 +67,7 @@ impl Limits {
         protection: LoginProtection,
         rate_limit_enabled: bool,
         redis_url: Option<&str>,
+        namespace: &str,
     ) -> Result<Self> {
         let redis = match redis_url {
             None => None,
@@ -88,6 +90,7 @@ impl Limits {
             redis,
             memory: Arc::default(),
             redis_failing: Arc::new(AtomicBool::new(false)),
+            namespace: namespace.to_owned(),
         })
     }
 
@@ -165,7 +168,7 @@ impl Limits {
 
     /// Clears every record of an email (its password was just reset).
     pub async fn clear_email(&self, email: &str) {
-        let prefix = hashed("bf", email);
+        let prefix = self.hashed(email);
         if let Some(mut redis) = self.redis.clone() {
             let result: redis::RedisResult<()> = redis::pipe()
                 .del(format!("{prefix}:n"))
@@ -180,7 +183,7 @@ impl Limits {
     /// Takes one token from `bucket` for `addr`; TooMany when empty.
     pub async fn check_rate(&self, bucket: Bucket, addr: Option<IpAddr>) -> Result<()> {
         let Some(addr) = addr.filter(|_| self.rate_limit_enabled) else { return Ok(()) };
-        let key = format!("ashgate:rl:{}:{addr}", bucket.name);
+        let key = format!("{}:rl:{}:{addr}", self.namespace, bucket.name);
         let interval = Duration::from_secs_f64(1.0 / bucket.per_second);
         let allowed = match self.redis_take(&key, bucket, interval).await {
             Some(allowed) => allowed,
@@ -206,7 +209,7 @@ impl Limits {
 
     /// (key, threshold) pairs: the (email, address) pair, then the email alone.
     fn failure_keys(&self, email: &str, addr: Option<IpAddr>) -> [(String, u64); 2] {
-        let email_key = hashed("bf", email);
+        let email_key = self.hashed(email);
         let addr = addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
         [
             (format!("{email_key}:{addr}"), self.protection.max_attempts),
@@ -253,6 +256,13 @@ impl Limits {
         self.note_redis(result).map(|allowed| allowed == 1)
     }
 
+    /// The brute-force key prefix of an email; hashed so Redis never holds the address.
+    fn hashed(&self, email: &str) -> String {
+        let digest = Sha256::digest(email.as_bytes());
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        format!("{}:bf:{hex}", self.namespace)
+    }
+
     /// Logs the first failure of a streak and the recovery; `None` means "use memory".
     fn note_redis<T>(&self, result: redis::RedisResult<T>) -> Option<T> {
         match result {
@@ -270,13 +280,6 @@ impl Limits {
             }
         }
     }
-}
-
-/// Emails are hashed so Redis never holds them.
-fn hashed(prefix: &str, email: &str) -> String {
-    let digest = Sha256::digest(email.as_bytes());
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("ashgate:{prefix}:{hex}")
 }
 
 /// KEYS: pair count, pair lock, email count, email lock. ARGV: pair max, email max, window ms,
@@ -323,7 +326,7 @@ mod tests {
 
     #[tokio::test]
     async fn locks_the_pair_then_the_email() {
-        let limits = Limits::new(protection(), true, None).unwrap();
+        let limits = Limits::new(protection(), true, None, "t").unwrap();
         let (a, b, c) = (Some([10, 0, 0, 1].into()), Some([10, 0, 0, 2].into()), Some([10, 0, 0, 3].into()));
         for _ in 0..3 {
             limits.check_login("x@y", a).await.unwrap();
@@ -341,7 +344,7 @@ mod tests {
 
     #[tokio::test]
     async fn bucket_allows_a_burst_then_refuses() {
-        let limits = Limits::new(protection(), true, None).unwrap();
+        let limits = Limits::new(protection(), true, None, "t").unwrap();
         let addr = Some([10, 0, 0, 9].into());
         for _ in 0..12 {
             limits.check_rate(AUTH_BUCKET, addr).await.unwrap();

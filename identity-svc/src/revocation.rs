@@ -52,8 +52,6 @@ impl Revocation {
     }
 }
 
-const CHANNEL: &str = "ashgate:revocations";
-
 /// Fan-out of revocations to local subscribers, and to other replicas through Redis.
 #[derive(Clone)]
 pub struct RevocationBus {
@@ -65,6 +63,8 @@ struct Inner {
     /// Tags our own Redis messages so we do not deliver them twice.
     replica: String,
     redis: Option<redis::aio::ConnectionManager>,
+    /// `<namespace>:revocations`.
+    channel: String,
     reliable: AtomicBool,
     /// Bumped on every delivered revocation; caches compare it to avoid re-inserting an answer
     /// read from the database before a revocation that overtook it.
@@ -78,15 +78,17 @@ impl RevocationBus {
         let inner = Inner {
             replica: random_token(9),
             redis: None,
+            channel: String::new(),
             reliable: AtomicBool::new(true),
             epoch: AtomicU64::new(0),
         };
         Self { local, inner: Arc::new(inner) }
     }
 
-    /// A bus shared with other replicas through Redis at `url`. Starts unreliable until the
-    /// subscription is up; never fails because Redis is down (it keeps retrying).
-    pub fn with_redis(url: &str) -> Result<Self, redis::RedisError> {
+    /// A bus shared with other replicas through Redis at `url`, on `<namespace>:revocations`.
+    /// Starts unreliable until the subscription is up; never fails because Redis is down (it
+    /// keeps retrying).
+    pub fn with_redis(url: &str, namespace: &str) -> Result<Self, redis::RedisError> {
         let client = redis::Client::open(url)?;
         let (local, _) = broadcast::channel(4096);
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -97,6 +99,7 @@ impl RevocationBus {
         let inner = Inner {
             replica: random_token(9),
             redis: Some(manager),
+            channel: format!("{namespace}:revocations"),
             reliable: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
         };
@@ -111,8 +114,9 @@ impl RevocationBus {
         if let Some(redis) = &self.inner.redis {
             let mut redis = redis.clone();
             let message = format!("{}|{}", self.inner.replica, revocation.encode());
+            let channel = self.inner.channel.clone();
             tokio::spawn(async move {
-                if let Err(e) = redis.publish::<_, _, ()>(CHANNEL, message).await {
+                if let Err(e) = redis.publish::<_, _, ()>(channel, message).await {
                     tracing::warn!(error = %e, "could not publish a revocation to Redis");
                 }
             });
@@ -169,7 +173,7 @@ impl RevocationBus {
             .await
             .map_err(|_| redis::RedisError::from(std::io::Error::other("connect timed out")))??;
         let (mut sink, mut stream) = pubsub.split();
-        sink.subscribe(CHANNEL).await?;
+        sink.subscribe(&self.inner.channel).await?;
         self.set_reliable(true);
         let mut heartbeat = tokio::time::interval(Duration::from_millis(500));
         loop {
@@ -187,7 +191,7 @@ impl RevocationBus {
                 }
                 _ = heartbeat.tick() => {
                     // A silent dead connection must not look healthy for long.
-                    match tokio::time::timeout(Duration::from_millis(800), sink.ping::<String>()).await {
+                    match tokio::time::timeout(Duration::from_millis(800), sink.ping::<redis::Value>()).await {
                         Ok(Ok(_)) => {}
                         _ => return Err(redis::RedisError::from(std::io::Error::other("Redis ping failed"))),
                     }

@@ -18,7 +18,12 @@ use crate::oauth2::OAuth2Identity;
 use crate::revocation::Revocation;
 
 /// The internal API.
-pub struct InternalApi(pub Arc<Identity>);
+pub struct InternalApi {
+    /// The domain.
+    pub identity: Arc<Identity>,
+    /// Turns true when the server shuts down: revocation streams end then.
+    pub closing: tokio::sync::watch::Receiver<bool>,
+}
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::RevocationEvent, Status>> + Send>>;
 
@@ -28,14 +33,14 @@ impl InternalService for InternalApi {
         &self,
         request: Request<pb::VerifyCredentialRequest>,
     ) -> Result<Response<pb::Principal>, Status> {
-        require_internal(&self.0, &request)?;
+        require_internal(&self.identity, &request)?;
         let credential = &request.get_ref().credential;
-        let principal = if self.0.config().auth_enabled {
-            self.0.verify_credential(credential).await?
+        let principal = if self.identity.config().auth_enabled {
+            self.identity.verify_credential(credential).await?
         } else {
             crate::principal::Principal::anonymous()
         };
-        Ok(Response::new(principal_to_pb(&principal, self.0.cache_until_ms(&principal))))
+        Ok(Response::new(principal_to_pb(&principal, self.identity.cache_until_ms(&principal))))
     }
 
     type WatchRevocationsStream = EventStream;
@@ -44,30 +49,38 @@ impl InternalService for InternalApi {
         &self,
         request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
-        require_internal(&self.0, &request)?;
+        require_internal(&self.identity, &request)?;
         // Subscribe before answering: once the caller sees the response, it misses nothing.
-        let receiver = self.0.revocations().subscribe();
-        let stream = futures::stream::unfold((receiver, 0u64), |(mut receiver, seq)| async move {
-            let target = match receiver.recv().await {
-                Ok(Revocation::AccessToken(id)) => Target::Credential(pb::RevokedCredential {
-                    kind: pb::CredentialKind::AccessToken.into(),
-                    id,
-                }),
-                Ok(Revocation::ApiKey(id)) => {
-                    // Verifiers key their caches by credential, so user vs system does not matter.
-                    Target::Credential(pb::RevokedCredential {
-                        kind: pb::CredentialKind::UserApiKey.into(),
+        let receiver = self.identity.revocations().subscribe();
+        let closing = self.closing.clone();
+        let stream = futures::stream::unfold(
+            (receiver, closing, 0u64),
+            |(mut receiver, mut closing, seq)| async move {
+                let next = tokio::select! {
+                    next = receiver.recv() => next,
+                    _ = closing.wait_for(|closing| *closing) => return None,
+                };
+                let target = match next {
+                    Ok(Revocation::AccessToken(id)) => Target::Credential(pb::RevokedCredential {
+                        kind: pb::CredentialKind::AccessToken.into(),
                         id,
-                    })
-                }
-                Ok(Revocation::User(id)) => Target::UserId(id),
-                // Falling behind means events were lost: the subscriber must drop everything.
-                Ok(Revocation::Flush) | Err(RecvError::Lagged(_)) => Target::Flush(true),
-                Err(RecvError::Closed) => return None,
-            };
-            let seq = seq + 1;
-            Some((Ok(pb::RevocationEvent { seq, target: Some(target) }), (receiver, seq)))
-        });
+                    }),
+                    Ok(Revocation::ApiKey(id)) => {
+                        // Verifiers key their caches by credential, so user vs system does not matter.
+                        Target::Credential(pb::RevokedCredential {
+                            kind: pb::CredentialKind::UserApiKey.into(),
+                            id,
+                        })
+                    }
+                    Ok(Revocation::User(id)) => Target::UserId(id),
+                    // Falling behind means events were lost: the subscriber must drop everything.
+                    Ok(Revocation::Flush) | Err(RecvError::Lagged(_)) => Target::Flush(true),
+                    Err(RecvError::Closed) => return None,
+                };
+                let seq = seq + 1;
+                Some((Ok(pb::RevocationEvent { seq, target: Some(target) }), (receiver, closing, seq)))
+            },
+        );
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -75,7 +88,7 @@ impl InternalService for InternalApi {
         &self,
         request: Request<pb::CompleteOAuth2SignInRequest>,
     ) -> Result<Response<pb::TokenPair>, Status> {
-        require_internal(&self.0, &request)?;
+        require_internal(&self.identity, &request)?;
         let body = request.into_inner();
         let role = match body.role {
             0 => None,
@@ -91,6 +104,6 @@ impl InternalService for InternalApi {
             role,
             resync_role: body.resync_role,
         };
-        Ok(Response::new(pair_to_pb(self.0.complete_oauth2_sign_in(identity).await?)))
+        Ok(Response::new(pair_to_pb(self.identity.complete_oauth2_sign_in(identity).await?)))
     }
 }

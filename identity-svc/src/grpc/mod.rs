@@ -67,6 +67,13 @@ impl IdentityServer {
             })
             .ok();
         let incoming = TcpListenerStream::new(self.listener);
+        // Revocation streams never end by themselves; graceful shutdown waits for every open
+        // call, so they must be told to end when shutdown begins.
+        let (closing_tx, closing) = tokio::sync::watch::channel(false);
+        let shutdown = async move {
+            shutdown.await;
+            let _ = closing_tx.send(true);
+        };
         Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(5)))
             .http2_keepalive_timeout(Some(Duration::from_secs(5)))
@@ -76,7 +83,7 @@ impl IdentityServer {
             .add_service(AuthServiceServer::new(auth::AuthApi(identity.clone())))
             .add_service(UserServiceServer::new(users::UserApi(identity.clone())))
             .add_service(ApiKeyServiceServer::new(api_keys::ApiKeyApi(identity.clone())))
-            .add_service(InternalServiceServer::new(internal::InternalApi(identity)))
+            .add_service(InternalServiceServer::new(internal::InternalApi { identity, closing }))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
     }

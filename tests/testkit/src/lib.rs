@@ -1,7 +1,8 @@
-
-
 /// collector-svc fixtures.
 pub mod collector;
+
+/// identity-svc fixtures.
+pub mod identity;
 
 /// gateway fixtures (identity-svc + collector-svc + gateway).
 pub mod gateway;
