@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use ashgate_identity::secret::Secret;
-use ashgate_identity::{Identity, IdentityConfig};
+use ashgate_identity::{Identity, IdentityConfig, IdentityServer};
 use ashgate_identity_client::env::Env;
 use ashgate_identity_client::process::{init_tracing, shutdown_signal};
 use clap::{Parser, Subcommand};
@@ -25,6 +25,10 @@ enum Command {
     Serve,
     /// Run identity-svc alone (needs ASHGATE_INTERNAL_TOKEN when auth is enabled).
     Identity,
+    /// Run collector-svc alone (OTLP ingestion; finds identity-svc at ASHGATE_IDENTITY_URL).
+    Collector,
+    /// Run the gateway alone (HTTP on PHOENIX_PORT; finds the others by ASHGATE_* URLs).
+    Gateway,
     /// Manage users from the command line.
     Users {
         #[command(subcommand)]
@@ -45,23 +49,39 @@ enum UsersCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    init_tracing();
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = Env::from_process();
-    let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve_all(&env).await,
-        Command::Identity => {
-            match IdentityConfig::from_env(&env).and_then(IdentityConfig::require_internal_token) {
-                Ok(config) => ashgate_identity::run(config, shutdown_signal()).await,
-                Err(e) => Err(anyhow::anyhow!(e)),
-            }
-        }
-        Command::Users { command: UsersCommand::ResetPassword { email, must_change } } => {
-            reset_password(&env, &email, must_change).await
+    let command = cli.command.unwrap_or(Command::Serve);
+    // These two own their runtime and their exit code.
+    match command {
+        Command::Collector => return ashgate_collector::run_process(&env),
+        Command::Gateway => return ashgate_gateway::run_process(&env),
+        _ => {}
+    }
+    init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ashgate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
         }
     };
+    let result = runtime.block_on(async {
+        match command {
+            Command::Serve => serve_all(&env).await,
+            Command::Identity => {
+                match IdentityConfig::from_env(&env).and_then(IdentityConfig::require_internal_token) {
+                    Ok(config) => ashgate_identity::run(config, shutdown_signal()).await,
+                    Err(e) => Err(anyhow::anyhow!(e)),
+                }
+            }
+            Command::Users { command: UsersCommand::ResetPassword { email, must_change } } => {
+                reset_password(&env, &email, must_change).await
+            }
+            Command::Collector | Command::Gateway => Ok(()),
+        }
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -71,15 +91,71 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Every service in one process on the embedded default.
+/// Every service in one process on the embedded default: identity-svc, collector-svc and the
+/// gateway, each on its own port, wired to each other over loopback gRPC as in a fleet.
 async fn serve_all(env: &Env) -> anyhow::Result<()> {
-    let mut config = IdentityConfig::from_env(env)?;
-    if config.internal_token.is_none() {
-        // In one process the services share a fresh random credential nobody else knows.
-        config.internal_token = Some(Secret::new(ashgate_identity::token::random_token(32)));
+    let mut identity_config = IdentityConfig::from_env(env)?;
+    let internal_token = match &identity_config.internal_token {
+        Some(token) => token.expose().to_owned(),
+        None => {
+            // In one process the services share a fresh random credential nobody else knows.
+            let token = ashgate_identity::token::random_token(32);
+            identity_config.internal_token = Some(Secret::new(token.as_str()));
+            token
+        }
+    };
+    let mut collector_config = ashgate_collector::CollectorConfig::from_env(env)?;
+    let mut gateway_config = ashgate_gateway::GatewayConfig::from_env(env)?;
+    let auth = identity_config.auth_enabled;
+
+    let identity = Identity::start(identity_config.clone()).await?;
+    let identity_server = IdentityServer::bind(identity.clone(), identity_config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (ASHGATE_IDENTITY_PORT)", identity_config.listen))?;
+    let identity_url = format!("http://{}", identity_server.local_addr()?);
+
+    collector_config.identity.identity_urls = vec![identity_url.clone()];
+    collector_config.identity.internal_token = Some(internal_token.clone());
+    let verifier = ashgate_collector::verifier_for(&collector_config)?;
+    let collector = ashgate_collector::Collector::bind(collector_config, verifier.clone()).await?;
+
+    gateway_config.identity_urls = vec![identity_url.clone()];
+    gateway_config.internal_token = Some(ashgate_gateway::config::Secret::new(internal_token));
+    gateway_config.collector_grpc_urls = vec![format!("http://{}", collector.grpc_addr())];
+    gateway_config.collector_http_urls = vec![format!("http://{}", collector.http_addr())];
+    let gateway = ashgate_gateway::Gateway::connect(gateway_config).await?;
+
+    let gateway_addr = gateway.local_addr()?;
+    println!(
+        "ashgate listening: http://{gateway_addr} (sign-in and REST), OTLP gRPC {} and HTTP {}, identity {identity_url}",
+        collector.grpc_addr(),
+        collector.http_addr()
+    );
+    if auth {
+        println!("sign in at http://{gateway_addr}/login");
+    } else {
+        println!("authentication is disabled (PHOENIX_ENABLE_AUTH=false)");
     }
-    tracing::info!(auth = config.auth_enabled, "starting ashgate");
-    ashgate_identity::run(config, shutdown_signal()).await
+
+    // One signal stops all three; each finishes what it was doing.
+    let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
+    let until_stopped = |stop: &tokio::sync::broadcast::Sender<()>| {
+        let mut receiver = stop.subscribe();
+        async move {
+            let _ = receiver.recv().await;
+        }
+    };
+    let identity_task = tokio::spawn(identity_server.serve(until_stopped(&stop)));
+    let collector_task = tokio::spawn(collector.run(until_stopped(&stop)));
+    let gateway_task = tokio::spawn(gateway.serve(until_stopped(&stop)));
+    shutdown_signal().await;
+    let _ = stop.send(());
+    // The gateway and the collector depend on identity-svc: stop them first.
+    gateway_task.await??;
+    collector_task.await??;
+    identity_task.await??;
+    identity.shutdown().await;
+    Ok(())
 }
 
 async fn reset_password(env: &Env, email: &str, must_change: bool) -> anyhow::Result<()> {
