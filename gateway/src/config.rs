@@ -46,6 +46,12 @@ pub struct GatewayConfig {
     /// `ASHGATE_GATEWAY_TRUST_FORWARDED_FOR`: take the client address from `X-Forwarded-For`
     /// (only behind a proxy that sets it).
     pub trust_forwarded_for: bool,
+    /// `PHOENIX_OAUTH2_<IDP>_*`: the identity providers, sorted by name.
+    pub oauth2: Vec<crate::oauth2::config::ProviderConfig>,
+    /// `PHOENIX_DISABLE_RATE_LIMIT` inverted: per-address limits on the OAuth2 routes.
+    pub rate_limit_enabled: bool,
+    /// `PHOENIX_SMTP_HOSTNAME` is set: the sign-in page offers password recovery by email.
+    pub password_reset_email_enabled: bool,
 }
 
 impl GatewayConfig {
@@ -95,9 +101,21 @@ impl GatewayConfig {
                 .collect::<Result<_, _>>()?,
         };
         let verifier = VerifierConfig::from_env(env)?;
+        let auth_enabled = env.bool("PHOENIX_ENABLE_AUTH", false)?;
+        let basic_auth_disabled = env.bool("PHOENIX_DISABLE_BASIC_AUTH", false)?;
+        let oauth2 = crate::oauth2::config::providers_from_env(env)?;
+        if auth_enabled && basic_auth_disabled && oauth2.is_empty() {
+            return Err(ConfigError::new(
+                "PHOENIX_DISABLE_BASIC_AUTH",
+                "requires at least one OAuth2 provider (PHOENIX_OAUTH2_<IDP>_CLIENT_ID)",
+            ));
+        }
         Ok(Self {
-            auth_enabled: env.bool("PHOENIX_ENABLE_AUTH", false)?,
-            basic_auth_disabled: env.bool("PHOENIX_DISABLE_BASIC_AUTH", false)?,
+            auth_enabled,
+            basic_auth_disabled,
+            oauth2,
+            rate_limit_enabled: !env.bool("PHOENIX_DISABLE_RATE_LIMIT", false)?,
+            password_reset_email_enabled: env.string("PHOENIX_SMTP_HOSTNAME").is_some(),
             listen,
             root_path,
             root_url,

@@ -16,7 +16,9 @@ pub mod csrf;
 pub mod error;
 pub mod global_id;
 pub mod metrics;
+pub mod oauth2;
 pub mod pages;
+pub mod rate_limit;
 pub mod routes;
 pub mod security;
 pub mod state;
@@ -58,6 +60,10 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/login", post(routes::auth::login))
         .route("/auth/logout", get(routes::auth::logout))
         .route("/auth/refresh", post(routes::auth::refresh))
+        .route("/auth/password-reset-email", post(routes::password_reset::request_email))
+        .route("/auth/password-reset", post(routes::password_reset::reset))
+        .route("/oauth2/{idp}/login", get(oauth2::login::start).post(oauth2::login::start))
+        .route("/oauth2/{idp}/tokens", get(oauth2::callback::finish))
         .layer(axum::middleware::from_fn(routes::auth::add_no_store));
     let api = Router::new()
         .route("/v1/user", get(routes::users::get_viewer))
@@ -126,7 +132,10 @@ impl Gateway {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| Error::Startup(format!("cannot bind {}: {e}", config.listen)))?;
-        let app = router(AppState::new(config, verifier, identity, collector));
+        let state = AppState::new(config, verifier, identity, collector).map_err(Error::Startup)?;
+        // One discovery attempt per identity provider (bounded); failures retry in the background.
+        state.oauth2.start().await;
+        let app = router(state);
         Ok(Self { listener, app })
     }
 

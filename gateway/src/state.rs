@@ -8,6 +8,9 @@ use ashgate_identity_client::CredentialVerifier;
 
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
+use crate::oauth2::discovery::Providers;
+use crate::oauth2::state::StateSigner;
+use crate::rate_limit::RateLimiter;
 use crate::upstream::{CollectorClient, IdentityClient};
 
 /// The shared state of one gateway.
@@ -26,17 +29,37 @@ pub struct Shared {
     pub collector: CollectorClient,
     /// Request counters for `/metrics`.
     pub metrics: Metrics,
+    /// The OAuth2 / OIDC identity providers.
+    pub oauth2: Providers,
+    /// Signs the OAuth2 `state`.
+    pub oauth2_state: StateSigner,
+    /// Per-address limit on `/oauth2/{idp}/login` (Phoenix: 0.2/s, burst 6).
+    pub oauth2_login_limit: RateLimiter,
+    /// Per-address limit on `/oauth2/{idp}/tokens` (Phoenix: 0.5/s, burst 15).
+    pub oauth2_callback_limit: RateLimiter,
 }
 
 impl AppState {
-    /// Wraps the parts.
+    /// Wraps the parts (fails only when no HTTP client for the identity providers can be built).
     pub fn new(
         config: GatewayConfig,
         verifier: CredentialVerifier,
         identity: IdentityClient,
         collector: CollectorClient,
-    ) -> Self {
-        Self(Arc::new(Shared { config, verifier, identity, collector, metrics: Metrics::default() }))
+    ) -> Result<Self, String> {
+        let oauth2 = Providers::new(&config.oauth2)?;
+        let oauth2_state = StateSigner::new(config.internal_token.as_ref());
+        Ok(Self(Arc::new(Shared {
+            config,
+            verifier,
+            identity,
+            collector,
+            metrics: Metrics::default(),
+            oauth2,
+            oauth2_state,
+            oauth2_login_limit: RateLimiter::new(0.2, 6.0),
+            oauth2_callback_limit: RateLimiter::new(0.5, 15.0),
+        })))
     }
 }
 

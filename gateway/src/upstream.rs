@@ -9,6 +9,7 @@ use ashgate_identity_client::INTERNAL_TOKEN_METADATA;
 use ashgate_proto::collector::span_query_service_client::SpanQueryServiceClient;
 use ashgate_proto::identity::api_key_service_client::ApiKeyServiceClient;
 use ashgate_proto::identity::auth_service_client::AuthServiceClient;
+use ashgate_proto::identity::internal_service_client::InternalServiceClient;
 use ashgate_proto::identity::user_service_client::UserServiceClient;
 use tonic::Request;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -75,6 +76,11 @@ impl IdentityClient {
     /// `UserService`.
     pub fn users(&self) -> UserServiceClient<Channel> {
         UserServiceClient::new(self.channel.clone())
+    }
+
+    /// `InternalService` (OAuth2 sign-in completion; needs the internal token).
+    pub fn internal(&self) -> InternalServiceClient<Channel> {
+        InternalServiceClient::new(self.channel.clone())
     }
 
     /// `ApiKeyService`.

@@ -4,13 +4,14 @@
 use ashgate_proto::identity as pb;
 use askama::Template;
 use axum::extract::{OriginalUri, Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
 
 use crate::caller::ClientAddr;
 use crate::cookies::{ACCESS_COOKIE, read_cookie};
 use crate::error::ApiError;
+use crate::oauth2::state::is_safe_return_url;
 use crate::pages::session::session;
 use crate::pages::{FormFields, Session, render, see_other};
 use crate::routes::auth::{set_session_cookies, sign_in};
@@ -37,19 +38,40 @@ struct LoginPage<'a> {
     forgot_password_url: Option<String>,
 }
 
-/// Where OAuth2 providers and password recovery plug into the sign-in page: the buttons to
-/// show and the "Forgot password?" link (none yet).
-fn sign_in_options(_state: &AppState) -> (Vec<LoginProvider>, Option<String>) {
-    (Vec::new(), None)
+/// Where OAuth2 providers and password recovery plug into the sign-in page: a button per
+/// configured provider (keeping `returnUrl`), and the "Forgot password?" link when password
+/// sign-in is on and SMTP is configured.
+fn sign_in_options(state: &AppState, return_url: Option<&str>) -> (Vec<LoginProvider>, Option<String>) {
+    let query = return_url
+        .filter(|u| is_safe_return_url(u))
+        .map(|u| format!("?{}", url::form_urlencoded::Serializer::new(String::new()).append_pair("returnUrl", u).finish()))
+        .unwrap_or_default();
+    let providers = state
+        .oauth2
+        .all()
+        .iter()
+        .map(|p| LoginProvider {
+            display_name: p.config.display_name.clone(),
+            url: state.config.at_root(&format!("/oauth2/{}/login{query}", p.config.name)),
+        })
+        .collect();
+    let forgot = (state.config.password_reset_email_enabled && !state.config.basic_auth_disabled)
+        .then(|| state.config.at_root("/forgot-password"));
+    (providers, forgot)
 }
 
 /// Messages for `/login?error=<code>` (redirects from OAuth2 sign-in land here).
 fn error_message(code: &str) -> &'static str {
-    match code {
-        "unknown_idp" => "That sign-in provider is not configured.",
-        "sign_in_not_allowed" => "Sign-in is not allowed for this account.",
-        "email_in_use" => "An account with that email already exists.",
-        _ => "Sign-in failed. Please try again.",
+    crate::oauth2::error_message(code)
+}
+
+/// Notices for `/login?done=<what>`.
+fn notice_message(done: &str) -> Option<&'static str> {
+    match done {
+        "password-changed" => Some("Password changed. Sign in with your new password."),
+        "password-reset" => Some("Your password was reset. Sign in with your new password."),
+        "signed-out" => Some("You are signed out."),
+        _ => None,
     }
 }
 
@@ -59,8 +81,9 @@ fn login_page(
     email: &str,
     error: Option<&str>,
     notice: Option<&str>,
+    return_url: Option<&str>,
 ) -> Response {
-    let (providers, forgot_password_url) = sign_in_options(state);
+    let (providers, forgot_password_url) = sign_in_options(state, return_url);
     let page = LoginPage {
         root: &state.config.root_path,
         email,
@@ -78,6 +101,8 @@ fn login_page(
 pub struct LoginQuery {
     error: Option<String>,
     done: Option<String>,
+    #[serde(rename = "returnUrl")]
+    return_url: Option<String>,
 }
 
 /// `GET /login`.
@@ -94,13 +119,21 @@ pub async fn show(
         return see_other(&state, "/settings");
     }
     let query = Query::<LoginQuery>::try_from_uri(&uri).map(|q| q.0).unwrap_or_default();
+    // PHOENIX_DISABLE_BASIC_AUTH + AUTO_LOGIN: straight to the provider (307, query kept),
+    // except when coming back with an error or after signing out (no redirect loop).
+    if state.config.auth_enabled
+        && state.config.basic_auth_disabled
+        && query.error.is_none()
+        && query.done.is_none()
+        && let Some(provider) = state.oauth2.all().iter().find(|p| p.config.auto_login)
+    {
+        let query_string = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+        let target = state.config.at_root(&format!("/oauth2/{}/login{query_string}", provider.config.name));
+        return (StatusCode::TEMPORARY_REDIRECT, [(http::header::LOCATION, target)]).into_response();
+    }
     let error = query.error.as_deref().map(error_message);
-    let notice = query
-        .done
-        .as_deref()
-        .filter(|d| *d == "password-changed")
-        .map(|_| "Password changed. Sign in with your new password.");
-    login_page(&state, StatusCode::OK, "", error, notice)
+    let notice = query.done.as_deref().and_then(notice_message);
+    login_page(&state, StatusCode::OK, "", error, notice, query.return_url.as_deref())
 }
 
 /// `POST /login` (form): sets the session cookies and goes on to the settings page, or to the
@@ -119,6 +152,7 @@ pub async fn submit(State(state): State<AppState>, client: ClientAddr, form: For
             email,
             Some("Enter your email and password."),
             None,
+            None,
         );
     }
     match sign_in(&state, email, password, client).await {
@@ -128,7 +162,7 @@ pub async fn submit(State(state): State<AppState>, client: ClientAddr, form: For
             set_session_cookies(&state.config, &pair, response.headers_mut());
             response
         }
-        Err(error) => login_page(&state, error.status(), email, Some(error.public_message()), None),
+        Err(error) => login_page(&state, error.status(), email, Some(error.public_message()), None, None),
     }
 }
 

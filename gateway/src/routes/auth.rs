@@ -68,6 +68,9 @@ pub async fn login(
     client: ClientAddr,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Response> {
+    if state.config.basic_auth_disabled {
+        return Err(ApiError::Forbidden("Password sign-in is disabled".into()));
+    }
     let (Some(email), Some(password)) =
         (text_field(&body, "email"), body.get("password").and_then(Value::as_str))
     else {
@@ -100,7 +103,9 @@ pub async fn sign_out(state: &AppState, headers: &HeaderMap, client: ClientAddr)
 #[tracing::instrument(skip_all)]
 pub async fn logout(State(state): State<AppState>, client: ClientAddr, headers: HeaderMap) -> Response {
     sign_out(&state, &headers, client).await;
-    let mut response = Redirect::to(&state.config.at_root("/login")).into_response();
+    // Without password sign-in, /login may forward straight to the provider: say signed out.
+    let target = if state.config.basic_auth_disabled { "/login?done=signed-out" } else { "/login" };
+    let mut response = Redirect::to(&state.config.at_root(target)).into_response();
     *response.status_mut() = StatusCode::FOUND;
     clear_all(&state.config, response.headers_mut());
     response
