@@ -4,7 +4,6 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ashgate_identity_client::env::{ConfigError, Env};
 use tokio::sync::watch;
@@ -17,7 +16,7 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 4 * 1024 * 1024;
 pub const DEFAULT_QUEUE_SPANS: u64 = 32_768;
 
 /// Everything collector-svc needs to start, validated.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CollectorConfig {
     /// `PHOENIX_ENABLE_AUTH`: authenticate every export and query.
     pub auth_enabled: bool,
@@ -39,10 +38,9 @@ pub struct CollectorConfig {
     pub max_concurrent_decodes: usize,
     /// `ASHGATE_OTLP_RETRY_AFTER_SECONDS`: the `Retry-After` sent when the queue is full.
     pub retry_after_secs: u32,
-    /// `ASHGATE_IDENTITY_URL`: identity-svc, asked to verify credentials.
-    pub identity_url: String,
-    /// `ASHGATE_INTERNAL_TOKEN`: the internal service credential.
-    pub internal_token: Option<Secret>,
+    /// `ASHGATE_IDENTITY_URL`, `ASHGATE_INTERNAL_TOKEN`, `ASHGATE_VERIFY_CACHE_SECONDS`: how
+    /// credentials are verified with identity-svc (used when `auth_enabled`).
+    pub identity: VerifierConfig,
     /// Test knob: while held, the writer commits nothing (never set from the environment).
     pub writer_hold: Option<WriterHold>,
 }
@@ -89,21 +87,29 @@ impl CollectorConfig {
             .unwrap_or(16),
             retry_after_secs: u32::try_from(env.u64_in("ASHGATE_OTLP_RETRY_AFTER_SECONDS", 1, 1, 3600)?)
                 .unwrap_or(1),
-            identity_url,
-            internal_token: env.string("ASHGATE_INTERNAL_TOKEN").map(Secret),
+            identity: VerifierConfig::from_env(env)?,
             writer_hold: None,
         })
     }
+}
 
-    /// How the credential verifier reaches identity-svc.
-    pub fn verifier_config(&self) -> VerifierConfig {
-        VerifierConfig {
-            identity_urls: vec![self.identity_url.clone()],
-            internal_token: self.internal_token.as_ref().map(|s| s.expose().to_owned()),
-            max_cache_ttl: Duration::from_secs(300),
-            negative_cache_ttl: Duration::from_secs(1),
-            cache_capacity: 100_000,
-        }
+impl fmt::Debug for CollectorConfig {
+    // By hand: the internal token and database password must never reach a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CollectorConfig")
+            .field("auth_enabled", &self.auth_enabled)
+            .field("host", &self.host)
+            .field("grpc_port", &self.grpc_port)
+            .field("http_port", &self.http_port)
+            .field("database", &self.database)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("queue_capacity_spans", &self.queue_capacity_spans)
+            .field("max_batch_spans", &self.max_batch_spans)
+            .field("max_concurrent_decodes", &self.max_concurrent_decodes)
+            .field("retry_after_secs", &self.retry_after_secs)
+            .field("identity_urls", &self.identity.identity_urls)
+            .field("internal_token", &self.identity.internal_token.as_ref().map(|_| "***"))
+            .finish_non_exhaustive()
     }
 }
 
@@ -181,23 +187,6 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
-/// A secret string; `Debug` never shows it.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret value, for sending it where it belongs.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
 /// Test knob that stops the writer from committing while held, to fill the queue on purpose.
 #[derive(Clone, Debug)]
 pub struct WriterHold(Arc<watch::Sender<bool>>);
@@ -246,10 +235,14 @@ mod tests {
         assert_eq!(config.max_message_bytes, 4 * 1024 * 1024);
         assert_eq!(config.database.expose(), "sqlite:///home/x/.phoenix/ashgate-spans.db?mode=rwc");
 
-        let env = Env::from_pairs([("PHOENIX_SQL_DATABASE_URL", "postgresql://u:pw@db:5432/phoenix")]);
+        let env = Env::from_pairs([
+            ("PHOENIX_SQL_DATABASE_URL", "postgresql://u:pw@db:5432/phoenix"),
+            ("ASHGATE_INTERNAL_TOKEN", "tok-secret"),
+        ]);
         let config = CollectorConfig::from_env(&env).unwrap();
         assert_eq!(config.database.expose(), "postgres://u:pw@db:5432/phoenix");
-        assert!(!format!("{config:?}").contains("pw"));
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("pw") && !debug.contains("tok-secret"), "{debug}");
 
         let bad =
             |k: &str, v: &str| CollectorConfig::from_env(&Env::from_pairs([(k, v)])).unwrap_err().to_string();

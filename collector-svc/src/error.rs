@@ -84,7 +84,7 @@ impl Error {
     /// A short label for metrics.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Auth(AuthError::ViewerForbidden) => "forbidden",
+            Self::Auth(AuthError::ViewerForbidden | AuthError::PasswordChangeRequired) => "forbidden",
             Self::Auth(AuthError::Unavailable) => "auth_unavailable",
             Self::Auth(_) => "unauthenticated",
             Self::QueueFull { .. } => "queue_full",

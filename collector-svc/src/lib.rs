@@ -37,7 +37,7 @@ pub use server::{Collector, serve};
 /// The verifier `config` asks for: identity-svc when auth is enabled, else everyone is anonymous.
 pub fn verifier_for(config: &CollectorConfig) -> Result<auth::CredentialVerifier, Error> {
     if config.auth_enabled {
-        auth::CredentialVerifier::connect(config.verifier_config())
+        auth::CredentialVerifier::connect(config.identity.clone())
             .map_err(|e| Error::Startup(format!("cannot reach identity-svc: {e}")))
     } else {
         Ok(auth::CredentialVerifier::disabled())
@@ -47,13 +47,7 @@ pub fn verifier_for(config: &CollectorConfig) -> Result<auth::CredentialVerifier
 /// The whole process: read the environment, log to stderr, serve until SIGINT or SIGTERM.
 /// The `collector-svc` binary is this function; tests and benchmarks run it in child processes.
 pub fn run_process(env: &Env) -> ExitCode {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    ashgate_identity_client::process::init_tracing();
     let config = match CollectorConfig::from_env(env) {
         Ok(config) => config,
         Err(error) => {
@@ -73,7 +67,7 @@ pub fn run_process(env: &Env) -> ExitCode {
         let collector = Collector::bind(config, verifier).await?;
         // Machine-readable line for supervisors and tests that start us on port 0.
         println!("collector-svc listening grpc={} http={}", collector.grpc_addr(), collector.http_addr());
-        collector.run(shutdown_signal()).await
+        collector.run(ashgate_identity_client::process::shutdown_signal()).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,28 +75,5 @@ pub fn run_process(env: &Env) -> ExitCode {
             eprintln!("collector-svc: {error}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -2,6 +2,7 @@
 //! (opentelemetry-otlp over gRPC and HTTP), raw HTTP for the error cases, SQLite by default and
 //! PostgreSQL when `ASHGATE_TEST_DATABASE_URL` is set (a fresh database per test).
 
+mod auth;
 mod backpressure;
 mod exporters;
 mod grpc;

@@ -18,7 +18,7 @@ use prost::Message as _;
 
 pub use body::{Encoding, Format};
 
-use crate::auth::{AuthError, CredentialVerifier};
+use crate::auth::CredentialVerifier;
 use crate::error::Error;
 use crate::ingest::{ExportOutcome, Ingest};
 use crate::store::Store;
@@ -27,7 +27,7 @@ use crate::store::Store;
 const PROJECT_HEADER: &str = "x-project-name";
 
 /// What the HTTP handlers share.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpState {
     /// Credential checks.
     pub verifier: CredentialVerifier,
@@ -70,9 +70,8 @@ async fn post_traces(State(state): State<HttpState>, headers: HeaderMap, body: B
 /// The export itself; the error says whether it was already counted in the metrics.
 async fn export(state: &HttpState, headers: &HeaderMap, body: Body) -> Result<ExportOutcome, (Error, bool)> {
     let principal = state.verifier.verify_headers(headers).await.map_err(|e| (Error::Auth(e), false))?;
-    if principal.is_viewer() {
-        return Err((Error::Auth(AuthError::ViewerForbidden), false));
-    }
+    // Viewers may not write; a session that must change its password may do nothing else.
+    principal.check(true).map_err(|e| (Error::Auth(e), false))?;
     tracing::Span::current().record("user_id", principal.user_id);
     let format = body::format_of(headers).map_err(|e| (e, false))?;
     let encoding = body::encoding_of(headers).map_err(|e| (e, false))?;

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use ashgate_collector::auth::CredentialVerifier;
+use ashgate_collector::auth::{CredentialVerifier, VerifierConfig};
 use ashgate_collector::store::Store;
 use ashgate_collector::{Collector, CollectorConfig, DatabaseUrl};
 use ashgate_identity_client::env::Env;
@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 pub mod deps {
     pub use ashgate_collector;
     pub use ashgate_identity_client;
+    pub use bytes;
     pub use flate2;
     pub use opentelemetry;
     pub use opentelemetry_http;
@@ -109,6 +110,17 @@ pub fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("free port: {e}"))
 }
 
+/// How a test collector reaches a test identity-svc.
+pub fn verifier_config(identity_url: &str, internal_token: &str) -> VerifierConfig {
+    VerifierConfig {
+        identity_urls: vec![identity_url.to_owned()],
+        internal_token: Some(internal_token.to_owned()),
+        max_cache_ttl: Duration::from_secs(60),
+        negative_cache_ttl: Duration::from_secs(2),
+        cache_capacity: 10_000,
+    }
+}
+
 /// A collector configuration for tests: loopback, ports 0, auth off, this database.
 pub fn test_config(database: &TestDatabase) -> CollectorConfig {
     let env = Env::from_pairs([("HOME", "/nonexistent")]);
@@ -156,6 +168,22 @@ impl CollectorFixture {
             let _ = stop.await;
         }));
         Self { grpc_addr, http_addr, store, shutdown: Some(shutdown), task: Some(task), database }
+    }
+
+    /// Auth enabled, verifying credentials with the identity-svc at `identity_url` (which must
+    /// accept `internal_token`), configuration adjusted by `configure`.
+    pub async fn start_authenticated(
+        identity_url: &str,
+        internal_token: &str,
+        configure: impl FnOnce(&mut CollectorConfig),
+    ) -> Self {
+        let verifier = CredentialVerifier::connect(verifier_config(identity_url, internal_token))
+            .unwrap_or_else(|e| panic!("verifier: {e}"));
+        Self::start_with(verifier, |config| {
+            config.auth_enabled = true;
+            configure(config);
+        })
+        .await
     }
 
     /// `http://<grpc addr>`, for tonic clients and the OTLP gRPC exporter.
