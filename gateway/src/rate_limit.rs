@@ -39,7 +39,8 @@ impl RateLimiter {
             buckets.retain(|_, (_, last)| now.duration_since(*last).as_secs_f64() < full_after);
         }
         let (tokens, last) = buckets.entry(addr).or_insert((self.capacity, now));
-        let refilled = (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second).min(self.capacity);
+        let refilled =
+            (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second).min(self.capacity);
         *last = now;
         if refilled >= 1.0 {
             *tokens = refilled - 1.0;

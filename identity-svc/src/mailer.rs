@@ -1,7 +1,10 @@
 //! Sending password-reset mail over SMTP with lettre (rustls): implicit TLS on 465, STARTTLS
 //! elsewhere, plain allowed only to a loopback server. Sending happens off the request path
-//! and never hangs it; a failure is logged with the server's answer.
+//! and never hangs it (each mail has 30 s in all); a failure is logged with the server's answer
+//! and counted in [`MailStats`].
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
@@ -58,11 +61,35 @@ impl SmtpConfig {
     }
 }
 
+/// The longest one mail may take, connection and every SMTP command included.
+const SEND_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How many mails were handed to the server, and how many could not be.
+#[derive(Debug, Default)]
+pub struct MailStats {
+    sent: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl MailStats {
+    /// Mails the server accepted.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Mails that could not be delivered to the server (refused, unreachable, timed out).
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
 /// Sends mail through one SMTP server.
 #[derive(Clone)]
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    server: String,
+    stats: Arc<MailStats>,
 }
 
 impl Mailer {
@@ -92,7 +119,13 @@ impl Mailer {
             .mail_from
             .parse()
             .map_err(|_| ConfigError::new("PHOENIX_SMTP_MAIL_FROM", "must be an email address"))?;
-        Ok(Self { transport, from })
+        let server = format!("{}:{}", config.hostname, config.port);
+        Ok(Self { transport, from, server, stats: Arc::default() })
+    }
+
+    /// What happened to the mails sent so far.
+    pub fn stats(&self) -> &MailStats {
+        &self.stats
     }
 
     /// Sends the reset link in the background.
@@ -127,11 +160,21 @@ impl Mailer {
                 return;
             }
         };
-        let transport = self.transport.clone();
+        let (transport, stats, server) = (self.transport.clone(), self.stats.clone(), self.server.clone());
         tokio::spawn(async move {
-            match transport.send(message).await {
-                Ok(_) => tracing::info!(subject, "mail sent"),
-                Err(e) => tracing::error!(error = %e, subject, "SMTP server did not take the mail"),
+            match tokio::time::timeout(SEND_DEADLINE, transport.send(message)).await {
+                Ok(Ok(_)) => {
+                    stats.sent.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(subject, %server, "mail sent");
+                }
+                Ok(Err(e)) => {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, subject, %server, "SMTP server did not take the mail");
+                }
+                Err(_) => {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(subject, %server, "SMTP server did not answer within 30 s; mail not sent");
+                }
             }
         });
     }

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use crate::error::{Error, Result};
 use crate::identity::{Identity, after, now_ms};
 use crate::limits::AUTH_BUCKET;
+use crate::mailer::Mailer;
 use crate::revocation::Revocation;
 use crate::secret::Secret;
 use crate::token::{INVALID_TOKEN, Nonce, TokenId, TokenKind};
@@ -12,6 +13,21 @@ use crate::user::{AuthMethod, normalize_email};
 
 /// Phoenix's 503 text.
 pub const SMTP_NOT_CONFIGURED: &str = "SMTP server not configured";
+
+/// The base of the emailed link: an http(s) URL with a host and no credentials, query or
+/// fragment (`scheme://host[:port][/path]`), without a trailing `/`.
+fn link_base(raw: &str) -> Result<String> {
+    let invalid = || Error::Invalid("link_base_url must be an http(s) URL".into());
+    let url = url::Url::parse(raw.trim()).map_err(|_| invalid())?;
+    let plain = url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none();
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() || !plain {
+        return Err(invalid());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
 
 impl Identity {
     /// Emails a reset link to a local user. Unknown emails succeed silently (no disclosure).
@@ -33,6 +49,7 @@ impl Identity {
         let Some(mailer) = self.mailer.as_ref() else {
             return Err(Error::Unavailable(SMTP_NOT_CONFIGURED.into()));
         };
+        let base = link_base(link_base_url)?;
         self.limits.check_rate(AUTH_BUCKET, client_addr).await?;
         let Some(user) =
             self.store.user_by_email(&email).await?.filter(|u| u.auth_method == AuthMethod::Local)
@@ -40,7 +57,7 @@ impl Identity {
             return Ok(());
         };
         let token = self.issue_reset_token(user.id).await?;
-        let link = format!("{}/reset-password-with-token?token={token}", link_base_url.trim_end_matches('/'));
+        let link = format!("{base}/reset-password-with-token?token={token}");
         mailer.send_password_reset(&user.email, &link);
         Ok(())
     }
@@ -94,6 +111,11 @@ impl Identity {
 }
 
 impl Identity {
+    /// What happened to the reset mails sent so far (`None` without SMTP).
+    pub fn mail_stats(&self) -> Option<&crate::mailer::MailStats> {
+        self.mailer.as_ref().map(Mailer::stats)
+    }
+
     /// Sets a local user's password from the command line (`ashgate users reset-password`):
     /// no credential needed, since whoever runs it can already reach the database. Every
     /// session of the user ends; `must_change` makes them choose another at next sign-in.

@@ -6,6 +6,8 @@ mod api_keys;
 mod auth;
 mod browser;
 mod csrf;
+mod oauth2;
+mod password_reset;
 mod quickstart;
 mod rest;
 mod spans;

@@ -12,8 +12,8 @@ use http::header::LOCATION;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use openidconnect::core::{CoreIdToken, CoreJwsSigningAlgorithm, CoreProviderMetadata};
 use openidconnect::{
-    AuthorizationCode, ClaimsVerificationError, Nonce, OAuth2TokenResponse as _, PkceCodeVerifier, RedirectUrl,
-    TokenResponse as _,
+    AuthorizationCode, ClaimsVerificationError, Nonce, OAuth2TokenResponse as _, PkceCodeVerifier,
+    RedirectUrl, TokenResponse as _,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -25,7 +25,9 @@ use crate::oauth2::attribute::{RoleDecision, decide_role, in_allowed_group};
 use crate::oauth2::discovery::Provider;
 use crate::oauth2::login::client_for;
 use crate::oauth2::state::{StateClaims, is_safe_return_url};
-use crate::oauth2::{NONCE_COOKIE, STATE_COOKIE, SignInError, VERIFIER_COOKIE, clear_oauth_cookies, fail, too_many};
+use crate::oauth2::{
+    NONCE_COOKIE, STATE_COOKIE, SignInError, VERIFIER_COOKIE, clear_oauth_cookies, fail, too_many,
+};
 use crate::routes::auth::set_session_cookies;
 use crate::state::AppState;
 use crate::upstream::CallContext;
@@ -77,7 +79,12 @@ pub async fn finish(
 
 /// The state claims, if the query's `state` is ours, unexpired, for this provider, and equal to
 /// the state cookie.
-fn checked_state(state: &AppState, idp: &str, presented: Option<&str>, headers: &HeaderMap) -> Option<StateClaims> {
+fn checked_state(
+    state: &AppState,
+    idp: &str,
+    presented: Option<&str>,
+    headers: &HeaderMap,
+) -> Option<StateClaims> {
     let presented = presented?;
     let cookie = read_cookie(headers, STATE_COOKIE)?;
     if !bool::from(cookie.as_bytes().ct_eq(presented.as_bytes())) {
@@ -101,8 +108,8 @@ async fn sign_in(
         return Err(SignInError::AuthFailed);
     }
     let code = query.code.filter(|c| !c.is_empty()).ok_or(SignInError::AuthFailed)?;
-    let claims =
-        checked_state(state, &config.name, query.state.as_deref(), headers).ok_or(SignInError::InvalidState)?;
+    let claims = checked_state(state, &config.name, query.state.as_deref(), headers)
+        .ok_or(SignInError::InvalidState)?;
     let nonce = read_cookie(headers, NONCE_COOKIE).ok_or(SignInError::InvalidState)?;
     let verifier = read_cookie(headers, VERIFIER_COOKIE).ok_or(SignInError::InvalidState)?;
     if claims.return_url.as_deref().is_some_and(|u| !is_safe_return_url(u)) {
@@ -149,16 +156,17 @@ async fn sign_in(
     }
     let identity = resolve(config, &claims_json)?;
     let request = state.identity.request(identity, &CallContext { bearer: None, client_addr: client.0 });
-    let pair = state.identity.internal().complete_o_auth2_sign_in(request).await.map_err(|status| {
-        match (status.code(), status.message()) {
-            (tonic::Code::FailedPrecondition, "email_in_use") => SignInError::EmailInUse,
-            (tonic::Code::FailedPrecondition, "sign_in_not_allowed") => SignInError::SignInNotAllowed,
-            (code, message) => {
-                tracing::warn!(?code, %message, "identity-svc did not complete the sign-in");
-                SignInError::AuthFailed
+    let pair =
+        state.identity.internal().complete_o_auth2_sign_in(request).await.map_err(|status| {
+            match (status.code(), status.message()) {
+                (tonic::Code::FailedPrecondition, "email_in_use") => SignInError::EmailInUse,
+                (tonic::Code::FailedPrecondition, "sign_in_not_allowed") => SignInError::SignInNotAllowed,
+                (code, message) => {
+                    tracing::warn!(?code, %message, "identity-svc did not complete the sign-in");
+                    SignInError::AuthFailed
+                }
             }
-        }
-    })?;
+        })?;
     Ok((pair.into_inner(), claims.return_url))
 }
 
@@ -194,7 +202,8 @@ fn verify_id_token(
 fn id_token_payload(id_token: &CoreIdToken) -> Option<Value> {
     let jwt = id_token.to_string();
     let payload = jwt.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let bytes =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     serde_json::from_slice::<Value>(&bytes).ok().filter(Value::is_object)
 }
 
@@ -237,7 +246,8 @@ fn resolve(
         Some(Value::Number(n)) => n.to_string(),
         _ => return Err(SignInError::AuthFailed),
     };
-    let email = config.email_path.text(claims).filter(|e| e.contains('@')).ok_or(SignInError::MissingEmailScope)?;
+    let email =
+        config.email_path.text(claims).filter(|e| e.contains('@')).ok_or(SignInError::MissingEmailScope)?;
     if let Some(rule) = &config.groups
         && !in_allowed_group(rule, claims)
     {
@@ -257,7 +267,8 @@ fn resolve(
     };
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::trim).unwrap_or_default();
     let picture = text("picture");
-    let picture = if picture.starts_with("https://") || picture.starts_with("http://") { picture } else { "" };
+    let picture =
+        if picture.starts_with("https://") || picture.starts_with("http://") { picture } else { "" };
     Ok(pb::CompleteOAuth2SignInRequest {
         idp: config.name.clone(),
         client_id: config.client_id.clone(),

@@ -171,7 +171,10 @@ fn provider_from_env(env: &Env, name: &str) -> Result<ProviderConfig, ConfigErro
     let get = |suffix: &str| env.string(&var(suffix));
     let client_id_var = var("CLIENT_ID");
     if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
-        return Err(ConfigError::new(&client_id_var, "the provider name may only use letters, digits and '_'"));
+        return Err(ConfigError::new(
+            &client_id_var,
+            "the provider name may only use letters, digits and '_'",
+        ));
     }
     if RESERVED.contains(&name) {
         return Err(ConfigError::new(&client_id_var, format!("the provider name {name:?} is reserved")));
@@ -236,7 +239,10 @@ fn provider_from_env(env: &Env, name: &str) -> Result<ProviderConfig, ConfigErro
     let role = match path("ROLE_ATTRIBUTE_PATH")? {
         Some(path) => Some(RoleRule {
             path,
-            mapping: get("ROLE_MAPPING").map(|m| role_mapping(&var("ROLE_MAPPING"), &m)).transpose()?.unwrap_or_default(),
+            mapping: get("ROLE_MAPPING")
+                .map(|m| role_mapping(&var("ROLE_MAPPING"), &m))
+                .transpose()?
+                .unwrap_or_default(),
             strict: env.bool(&var("ROLE_ATTRIBUTE_STRICT"), false)?,
             resync: env.bool(&var("ROLE_RESYNC"), true)?,
         }),
@@ -306,7 +312,10 @@ mod tests {
         Env::from_pairs([
             ("PHOENIX_OAUTH2_GOOGLE_CLIENT_ID", "id"),
             ("PHOENIX_OAUTH2_GOOGLE_CLIENT_SECRET", "secret"),
-            ("PHOENIX_OAUTH2_GOOGLE_OIDC_CONFIG_URL", "https://accounts.google.com/.well-known/openid-configuration"),
+            (
+                "PHOENIX_OAUTH2_GOOGLE_OIDC_CONFIG_URL",
+                "https://accounts.google.com/.well-known/openid-configuration",
+            ),
         ])
     }
 

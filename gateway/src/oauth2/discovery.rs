@@ -66,9 +66,9 @@ impl Provider {
         let body = response.bytes().await.map_err(|e| format!("cannot read {url}: {e}"))?;
         let metadata: CoreProviderMetadata = serde_json::from_slice(&body)
             .map_err(|e| format!("{url} is not an OpenID Connect discovery document: {e}"))?;
-        let jwks = JsonWebKeySet::fetch_async(metadata.jwks_uri(), http)
-            .await
-            .map_err(|e| format!("cannot fetch the provider's keys ({}): {e}", metadata.jwks_uri().as_str()))?;
+        let jwks = JsonWebKeySet::fetch_async(metadata.jwks_uri(), http).await.map_err(|e| {
+            format!("cannot fetch the provider's keys ({}): {e}", metadata.jwks_uri().as_str())
+        })?;
         self.store(metadata.set_jwks(jwks));
         Ok(())
     }
@@ -142,7 +142,9 @@ impl Providers {
             let http = self.http.clone();
             async move {
                 match tokio::time::timeout(STARTUP_WAIT, provider.discover(&http)).await {
-                    Ok(Ok(())) => tracing::info!(provider = %provider.config.name, "OIDC provider discovered"),
+                    Ok(Ok(())) => {
+                        tracing::info!(provider = %provider.config.name, "OIDC provider discovered")
+                    }
                     Ok(Err(error)) => provider.report_failure(&error),
                     Err(_) => provider.report_failure("no answer within 5 s"),
                 }

@@ -8,7 +8,9 @@ use base64::Engine as _;
 use http::header::{HOST, LOCATION, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient};
-use openidconnect::{AuthType, ClientId, ClientSecret, CsrfToken, Nonce, PkceCodeChallenge, RedirectUrl, Scope};
+use openidconnect::{
+    AuthType, ClientId, ClientSecret, CsrfToken, Nonce, PkceCodeChallenge, RedirectUrl, Scope,
+};
 use serde::Deserialize;
 
 use crate::caller::ClientAddr;

@@ -135,6 +135,10 @@ pub fn fail(state: &AppState, error: SignInError) -> Response {
 
 /// 429 for an address over its limit.
 pub fn too_many() -> Response {
-    (StatusCode::TOO_MANY_REQUESTS, [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], "Too Many Requests")
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "Too Many Requests",
+    )
         .into_response()
 }

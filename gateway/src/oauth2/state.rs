@@ -148,9 +148,21 @@ mod tests {
             assert!(is_safe_return_url(good), "{good}");
         }
         for bad in [
-            "", "settings", "//evil.com", "/\\evil.com", "https://evil.com", "/%2F%2Fevil.com",
-            "/%5Cevil.com", "/\tevil", "/.", "/ x", "http:/evil.com", "/settings\\x", "%2F%2Fevil.com",
-            "javascript:alert(1)", "/\u{0}",
+            "",
+            "settings",
+            "//evil.com",
+            "/\\evil.com",
+            "https://evil.com",
+            "/%2F%2Fevil.com",
+            "/%5Cevil.com",
+            "/\tevil",
+            "/.",
+            "/ x",
+            "http:/evil.com",
+            "/settings\\x",
+            "%2F%2Fevil.com",
+            "javascript:alert(1)",
+            "/\u{0}",
         ] {
             assert!(!is_safe_return_url(bad), "{bad}");
         }

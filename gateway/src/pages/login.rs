@@ -44,7 +44,12 @@ struct LoginPage<'a> {
 fn sign_in_options(state: &AppState, return_url: Option<&str>) -> (Vec<LoginProvider>, Option<String>) {
     let query = return_url
         .filter(|u| is_safe_return_url(u))
-        .map(|u| format!("?{}", url::form_urlencoded::Serializer::new(String::new()).append_pair("returnUrl", u).finish()))
+        .map(|u| {
+            format!(
+                "?{}",
+                url::form_urlencoded::Serializer::new(String::new()).append_pair("returnUrl", u).finish()
+            )
+        })
         .unwrap_or_default();
     let providers = state
         .oauth2

@@ -37,7 +37,8 @@ fn unavailable(state: &AppState) -> Option<Response> {
         return Some(error_page(state, &ApiError::NotFound("Authentication is disabled.".into())));
     }
     if state.config.basic_auth_disabled {
-        let error = ApiError::Forbidden("Password sign-in is disabled: sign in with your identity provider.".into());
+        let error =
+            ApiError::Forbidden("Password sign-in is disabled: sign in with your identity provider.".into());
         return Some(error_page(state, &error));
     }
     None
@@ -94,8 +95,15 @@ pub async fn show_reset(State(state): State<AppState>, OriginalUri(uri): Origina
     }
     let query = Query::<TokenQuery>::try_from_uri(&uri).map(|q| q.0).unwrap_or_default();
     let token = query.token.unwrap_or_default();
-    let token = if token.len() <= 4096 && token.bytes().all(|b| b.is_ascii_graphic()) { token } else { String::new() };
-    render(StatusCode::OK, &ResetPage { root: &state.config.root_path, token: &token, error: None, expired: false })
+    let token = if token.len() <= 4096 && token.bytes().all(|b| b.is_ascii_graphic()) {
+        token
+    } else {
+        String::new()
+    };
+    render(
+        StatusCode::OK,
+        &ResetPage { root: &state.config.root_path, token: &token, error: None, expired: false },
+    )
 }
 
 /// `POST /reset-password-with-token` (form): sets the password, then the sign-in page.

@@ -31,11 +31,10 @@ pub fn link_base(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(root_url) = &config.root_url {
         return root_url.clone();
     }
-    let host = headers
-        .get(HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(|h| h.trim().to_ascii_lowercase())
-        .filter(|h| url::Url::parse(&format!("http://{h}")).is_ok_and(|u| u.path() == "/" && u.username().is_empty()));
+    let host =
+        headers.get(HOST).and_then(|v| v.to_str().ok()).map(|h| h.trim().to_ascii_lowercase()).filter(|h| {
+            url::Url::parse(&format!("http://{h}")).is_ok_and(|u| u.path() == "/" && u.username().is_empty())
+        });
     let referer = headers.get(REFERER).and_then(|v| v.to_str().ok()).and_then(|r| url::Url::parse(r).ok());
     if let Some(referer) = referer
         && matches!(referer.scheme(), "http" | "https")
@@ -72,14 +71,14 @@ pub async fn request_reset(
     if email.is_empty() {
         return Err(ApiError::Unprocessable(EMAIL_REQUIRED.into()));
     }
-    let request = pb::RequestPasswordResetRequest {
-        email: email.to_owned(),
-        link_base_url: link_base(state, headers),
-    };
+    let request =
+        pb::RequestPasswordResetRequest { email: email.to_owned(), link_base_url: link_base(state, headers) };
     let context = CallContext { bearer: None, client_addr: client.0 };
     match state.identity.auth().request_password_reset(state.identity.request(request, &context)).await {
         Ok(_) => Ok(()),
-        Err(status) if status.code() == tonic::Code::Unavailable && status.message() == SMTP_NOT_CONFIGURED => {
+        Err(status)
+            if status.code() == tonic::Code::Unavailable && status.message() == SMTP_NOT_CONFIGURED =>
+        {
             Err(ApiError::Unavailable(SMTP_NOT_CONFIGURED.into()))
         }
         Err(status) => Err(ApiError::from(status)),
@@ -88,7 +87,12 @@ pub async fn request_reset(
 
 /// Sets a new password with a reset token (shared with the reset page). A password that breaks
 /// the policy is 400 with the rule (Phoenix answers 500 there).
-pub async fn reset_with_token(state: &AppState, token: &str, password: &str, client: ClientAddr) -> ApiResult<()> {
+pub async fn reset_with_token(
+    state: &AppState,
+    token: &str,
+    password: &str,
+    client: ClientAddr,
+) -> ApiResult<()> {
     if state.config.basic_auth_disabled {
         return Err(ApiError::Forbidden("Password recovery is disabled".into()));
     }

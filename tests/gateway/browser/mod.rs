@@ -5,6 +5,7 @@
 //! Needs Debian's `chromium` and `chromium-driver`; set `ASHGATE_SKIP_BROWSER_TESTS=1` to skip
 //! where they cannot be installed.
 
+mod recovery;
 mod webdriver;
 
 use ashgate_testkit::gateway::GatewayFixture;
@@ -13,7 +14,7 @@ use ashgate_testkit::gateway::deps::reqwest;
 use webdriver::{Browser, Driver, binaries};
 
 /// Takes a screenshot of the whole page (the window is grown to the page's height first).
-async fn full_page(browser: &Browser, name: &str) {
+pub(crate) async fn full_page(browser: &Browser, name: &str) {
     let height = browser.script("return document.documentElement.scrollHeight").await.as_u64().unwrap_or(900);
     browser.resize(1280, u32::try_from(height.clamp(700, 4000)).unwrap() + 160).await;
     browser.screenshot(name).await;

@@ -54,8 +54,19 @@ impl GatewayFixture {
     /// Authentication on or off everywhere; the gateway's environment adjusted by `configure`
     /// (e.g. `PHOENIX_CSRF_TRUSTED_ORIGINS`, `PHOENIX_HOST_ROOT_PATH`).
     pub async fn start_with(auth_enabled: bool, configure: impl FnOnce(Env) -> Env) -> Self {
+        Self::start_configured(auth_enabled, |env| env, configure).await
+    }
+
+    /// Like [`GatewayFixture::start_with`], with identity-svc's environment adjusted too by
+    /// `configure_identity` (e.g. `PHOENIX_SMTP_*`, `PHOENIX_DISABLE_BASIC_AUTH`).
+    pub async fn start_configured(
+        auth_enabled: bool,
+        configure_identity: impl FnOnce(Env) -> Env,
+        configure: impl FnOnce(Env) -> Env,
+    ) -> Self {
         let auth = if auth_enabled { "true" } else { "false" };
-        let identity = IdentityFixture::start_with(|env| env.with("PHOENIX_ENABLE_AUTH", auth)).await;
+        let identity =
+            IdentityFixture::start_with(|env| configure_identity(env.with("PHOENIX_ENABLE_AUTH", auth))).await;
         // Named through the collector crate, which re-exports the identity client's verifier.
         let collector_verifier = if auth_enabled {
             let config = verifier_config(&identity);

@@ -6,3 +6,9 @@ pub mod identity;
 
 /// gateway fixtures (identity-svc + collector-svc + gateway).
 pub mod gateway;
+
+/// A real OpenID Provider (npm `oidc-provider`) for OAuth2 sign-in tests.
+pub mod oidc;
+
+/// A real SMTP server (Python `aiosmtpd`) for password-recovery tests.
+pub mod smtp;
