@@ -66,7 +66,8 @@ impl GatewayFixture {
     ) -> Self {
         let auth = if auth_enabled { "true" } else { "false" };
         let identity =
-            IdentityFixture::start_with(|env| configure_identity(env.with("PHOENIX_ENABLE_AUTH", auth))).await;
+            IdentityFixture::start_with(|env| configure_identity(env.with("PHOENIX_ENABLE_AUTH", auth)))
+                .await;
         // Named through the collector crate, which re-exports the identity client's verifier.
         let collector_verifier = if auth_enabled {
             let config = verifier_config(&identity);
