@@ -59,6 +59,8 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::RequestPasswordResetRequest>,
     ) -> Result<Response<pb::RequestPasswordResetResponse>, Status> {
+        // The caller chooses where the emailed link (a credential) points: only the gateway may.
+        super::require_internal(&self.0, &request)?;
         let addr = client_addr(&self.0, &request);
         let body = request.into_inner();
         self.0.request_password_reset(&body.email, &body.link_base_url, addr).await?;
