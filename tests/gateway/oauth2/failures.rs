@@ -250,3 +250,25 @@ async fn provider_down_at_start_is_retried_not_fatal() {
     let response = sign_in(&fixture, &op, "late", "alice", "alice-password").await;
     assert_eq!(response.status(), 302, "{:?}", login_error(&response));
 }
+
+#[tokio::test]
+async fn everything_lives_under_the_root_path() {
+    let op = OidcProvider::start().await;
+    let fixture = gateway_for(&op, &[TEST], &[], &[("PHOENIX_HOST_ROOT_PATH", "/phoenix")]).await;
+    let page =
+        GatewayFixture::client().get(fixture.url("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("href=\"/phoenix/oauth2/test/login\""), "{page}");
+    let started = start(&fixture, "test", Some("/settings")).await;
+    let authorize = reqwest_url(&started.authorize_url);
+    let redirect_uri =
+        authorize.query_pairs().find(|(k, _)| k == "redirect_uri").map(|(_, v)| v.into_owned());
+    assert_eq!(redirect_uri, Some(fixture.url("/oauth2/test/tokens")));
+    assert!(redirect_uri.unwrap().contains("/phoenix/oauth2/test/tokens"));
+    let back = op.authorize(&started.authorize_url, Consent::SignIn("alice", "alice-password")).await;
+    let response = callback(&back, &started.cookie_header()).await;
+    assert_eq!(response.status(), 302);
+    assert_eq!(super::location(&response), "/phoenix/settings");
+    let failed = login_request(&fixture, "nope", None).await;
+    assert_eq!(failed.status(), 307);
+    assert_eq!(super::location(&failed), "/phoenix/login?error=unknown_idp");
+}
