@@ -3,7 +3,7 @@
 //! Starts the collector as a separate OS process (this binary re-executed with
 //! `--collector-child`, which runs exactly what the `collector-svc` binary runs), so the memory
 //! figures are the collector's alone; drives it with its own load generator (100-span exports,
-//! each with a new trace id) over OTLP/gRPC and OTLP/HTTP protobuf at several concurrencies,
+//! each with a new trace id; an overload scenario uses 2000-span exports) over OTLP/gRPC and OTLP/HTTP protobuf at several concurrencies,
 //! with a valid system API key against a real identity-svc (in this process) and with auth
 //! disabled; then counts the rows the collector stored.
 //!
@@ -38,7 +38,6 @@ use tonic::codec::{BufferSettings, Codec, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 
 const CHILD_FLAG: &str = "--collector-child";
-const SPANS_PER_EXPORT: usize = 100;
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 /// Placeholder trace id in the encoded template, replaced per export.
 const MARKER: [u8; 16] = *b"\xa5TRACE-MARKER-\x5a\xa5";
@@ -72,6 +71,7 @@ struct Scenario {
     transport: Transport,
     concurrency: usize,
     credential: Credential,
+    spans_per_export: usize,
 }
 
 impl Scenario {
@@ -82,7 +82,9 @@ impl Scenario {
             Credential::BadKey => "bad key",
         };
         let transport = if self.transport == Transport::Grpc { "grpc" } else { "http" };
-        format!("{transport} c={} {auth}", self.concurrency)
+        let size =
+            if self.spans_per_export == 100 { String::new() } else { format!(" x{}", self.spans_per_export) };
+        format!("{transport} c={} {auth}{size}", self.concurrency)
     }
 }
 
@@ -104,10 +106,11 @@ struct Outcome {
 struct Template {
     bytes: Vec<u8>,
     offsets: Vec<usize>,
+    spans: usize,
 }
 
 impl Template {
-    fn new() -> Self {
+    fn new(spans: usize) -> Self {
         let kv = |k: &str, v: &str| KeyValue {
             key: k.into(),
             value: Some(AnyValue { value: Some(any_value::Value::StringValue(v.into())) }),
@@ -115,7 +118,7 @@ impl Template {
         };
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-        let spans = (0..SPANS_PER_EXPORT as u64)
+        let span_list = (0..spans as u64)
             .map(|i| Span {
                 trace_id: MARKER.to_vec(),
                 span_id: (0xa000_0000_0000_0000 + i + 1).to_be_bytes().to_vec(),
@@ -149,15 +152,15 @@ impl Template {
                     attributes: vec![kv("service.name", "bench"), kv("openinference.project.name", "bench")],
                     ..Default::default()
                 }),
-                scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+                scope_spans: vec![ScopeSpans { spans: span_list, ..Default::default() }],
                 ..Default::default()
             }],
         };
         let bytes = request.encode_to_vec();
         let offsets =
             bytes.windows(16).enumerate().filter(|(_, w)| *w == MARKER).map(|(i, _)| i).collect::<Vec<_>>();
-        assert_eq!(offsets.len(), SPANS_PER_EXPORT);
-        Self { bytes, offsets }
+        assert_eq!(offsets.len(), spans);
+        Self { bytes, offsets, spans }
     }
 
     /// The export with trace id `trace` in every span.
@@ -248,29 +251,44 @@ async fn run() {
     let only = std::env::var("ASHGATE_BENCH_ONLY").unwrap_or_default();
     let identity = IdentityFixture::start().await;
     let key = identity.system_key("bench").await;
-    let template = Arc::new(Template::new());
     let next_trace = Arc::new(AtomicU64::new(1));
     eprintln!(
-        "export: {SPANS_PER_EXPORT} spans, {} bytes of protobuf; {seconds} s per scenario",
-        template.bytes.len()
+        "{seconds} s per scenario; a 100-span export is {} bytes of protobuf",
+        Template::new(100).bytes.len()
     );
 
     let mut scenarios = Vec::new();
     for credential in [Credential::ValidKey, Credential::None] {
         for transport in [Transport::Grpc, Transport::Http] {
             for concurrency in [1, 8, 32] {
-                scenarios.push(Scenario { transport, concurrency, credential });
+                scenarios.push(Scenario { transport, concurrency, credential, spans_per_export: 100 });
             }
         }
     }
-    scenarios.push(Scenario { transport: Transport::Grpc, concurrency: 8, credential: Credential::BadKey });
-    scenarios.push(Scenario { transport: Transport::Http, concurrency: 8, credential: Credential::BadKey });
+    for transport in [Transport::Grpc, Transport::Http] {
+        scenarios.push(Scenario {
+            transport,
+            concurrency: 8,
+            credential: Credential::BadKey,
+            spans_per_export: 100,
+        });
+    }
+    // Overload: more than the writer can take, to show refusals and bounded memory.
+    for transport in [Transport::Grpc, Transport::Http] {
+        scenarios.push(Scenario {
+            transport,
+            concurrency: 64,
+            credential: Credential::ValidKey,
+            spans_per_export: 2000,
+        });
+    }
 
     println!(
         "| scenario | stored spans/s | p50 ms | p99 ms | acked spans | stored spans | refused/s | VmHWM MiB | VmRSS MiB |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for scenario in scenarios.iter().filter(|s| s.name().contains(&only)) {
+        let template = Arc::new(Template::new(scenario.spans_per_export));
         let outcome = run_scenario(scenario, &identity, &key, &template, &next_trace, seconds).await;
         let window = outcome.window.as_secs_f64().max(1e-9);
         let mut latencies = outcome.latencies.clone();
@@ -284,7 +302,7 @@ async fn run() {
         println!(
             "| {} | {:.0} | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} |",
             scenario.name(),
-            outcome.acked_in_window as f64 * SPANS_PER_EXPORT as f64 / window,
+            outcome.acked_in_window as f64 * scenario.spans_per_export as f64 / window,
             percentile(0.50),
             percentile(0.99),
             outcome.acked_spans_total,
@@ -386,7 +404,7 @@ async fn run_scenario(
         total.failed += outcome.failed;
         total.latencies.extend(outcome.latencies);
     }
-    total.acked_spans_total = total.acked_exports * SPANS_PER_EXPORT as u64;
+    total.acked_spans_total = total.acked_exports * template.spans as u64;
     if let Some((rss, hwm)) = child.memory_kib() {
         total.rss_kib = rss;
         total.hwm_kib = hwm;

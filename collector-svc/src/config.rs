@@ -13,7 +13,7 @@ use crate::auth::VerifierConfig;
 /// Default OTLP message size limit (compressed and decompressed), as in the OTLP collector.
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 4 * 1024 * 1024;
 /// Default queue capacity, in spans.
-pub const DEFAULT_QUEUE_SPANS: u64 = 32_768;
+pub const DEFAULT_QUEUE_SPANS: u64 = 16_384;
 
 /// Everything collector-svc needs to start, validated.
 #[derive(Clone)]
@@ -80,11 +80,11 @@ impl CollectorConfig {
                 .unwrap_or(8192),
             max_concurrent_decodes: usize::try_from(env.u64_in(
                 "ASHGATE_OTLP_MAX_CONCURRENT_DECODES",
-                16,
+                4,
                 1,
                 4096,
             )?)
-            .unwrap_or(16),
+            .unwrap_or(4),
             retry_after_secs: u32::try_from(env.u64_in("ASHGATE_OTLP_RETRY_AFTER_SECONDS", 1, 1, 3600)?)
                 .unwrap_or(1),
             identity: VerifierConfig::from_env(env)?,

@@ -40,6 +40,12 @@ pub enum Error {
     /// A `Content-Encoding` other than gzip or deflate.
     #[error("Unsupported content encoding: {0}; use gzip or deflate")]
     UnsupportedEncoding(String),
+    /// The body did not arrive in time (a slow client must not hold a decode slot forever).
+    #[error("Request body not received within {secs} seconds")]
+    BodyTimeout {
+        /// The time allowed.
+        secs: u64,
+    },
     /// The body could not be decompressed or decoded.
     #[error("{0}")]
     InvalidBody(String),
@@ -90,7 +96,7 @@ impl Error {
             Self::QueueFull { .. } => "queue_full",
             Self::TooLarge { .. } | Self::TooManySpans { .. } => "too_large",
             Self::UnsupportedContentType(_) | Self::UnsupportedEncoding(_) => "unsupported_media_type",
-            Self::InvalidBody(_) | Self::Invalid { .. } => "invalid",
+            Self::InvalidBody(_) | Self::Invalid { .. } | Self::BodyTimeout { .. } => "invalid",
             Self::ProjectNotFound => "not_found",
             Self::Unavailable | Self::Startup(_) => "store_unavailable",
             Self::ShuttingDown => "shutting_down",
@@ -110,6 +116,7 @@ impl From<Error> for tonic::Status {
                 tonic::Code::InvalidArgument
             }
             Error::Invalid { .. } => tonic::Code::InvalidArgument,
+            Error::BodyTimeout { .. } => tonic::Code::DeadlineExceeded,
             Error::ProjectNotFound => tonic::Code::NotFound,
             Error::Unavailable | Error::ShuttingDown => tonic::Code::Unavailable,
             Error::Startup(_) => return tonic::Status::internal("Internal error"),
@@ -136,6 +143,7 @@ impl IntoResponse for Error {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, self.to_string())
             }
             Error::InvalidBody(_) | Error::Invalid { .. } => (StatusCode::BAD_REQUEST, self.to_string()),
+            Error::BodyTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, self.to_string()),
             Error::ProjectNotFound => (StatusCode::NOT_FOUND, self.to_string()),
             Error::Unavailable | Error::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, self.to_string()),
             Error::Startup(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal error".to_owned()),

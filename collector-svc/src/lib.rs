@@ -47,6 +47,9 @@ pub fn verifier_for(config: &CollectorConfig) -> Result<auth::CredentialVerifier
 /// The whole process: read the environment, log to stderr, serve until SIGINT or SIGTERM.
 /// The `collector-svc` binary is this function; tests and benchmarks run it in child processes.
 pub fn run_process(env: &Env) -> ExitCode {
+    if env.string("MALLOC_ARENA_MAX").is_none() {
+        limit_malloc_arenas();
+    }
     ashgate_identity_client::process::init_tracing();
     let config = match CollectorConfig::from_env(env) {
         Ok(config) => config,
@@ -77,3 +80,17 @@ pub fn run_process(env: &Env) -> ExitCode {
         }
     }
 }
+
+/// glibc gives threads their own malloc arenas (up to 8 per core) and keeps freed memory in
+/// them, so bodies decoded on many worker and blocking threads leave RSS far above what is live.
+/// Two arenas keep RSS close to the bounded working set; `MALLOC_ARENA_MAX` still overrides.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt only changes allocator tuning; called before the runtime starts threads.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}

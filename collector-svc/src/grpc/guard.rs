@@ -1,6 +1,7 @@
-//! Tower layer in front of the OTLP export service (after auth): holds a decode slot while
-//! tonic reads and decodes the body, and reports an oversized message as RESOURCE_EXHAUSTED
-//! (tonic says OUT_OF_RANGE; OTLP exporters and the issue expect RESOURCE_EXHAUSTED).
+//! Tower layer in front of the OTLP export service (after auth): refuses at once while the queue
+//! is full, holds a decode slot while tonic reads and decodes the body, and reports an oversized
+//! message as RESOURCE_EXHAUSTED (tonic says OUT_OF_RANGE; OTLP exporters and the issue expect
+//! RESOURCE_EXHAUSTED).
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -63,6 +64,12 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let ingest = self.ingest.clone();
         Box::pin(async move {
+            // Do not read and decode a body the queue could not take anyway.
+            if ingest.queue.is_full() {
+                let error = ingest.queue.full_error();
+                ingest.metrics.record_refused(&error, None);
+                return Ok(tonic::Status::from(error).into_http());
+            }
             match ingest.decode_permit().await {
                 Ok(permit) => {
                     request.extensions_mut().insert(DecodeSlot::new(permit));

@@ -242,7 +242,7 @@ impl CollectorProcess {
     pub fn spawn(program: &Path, args: &[&str], env: &[(&str, String)]) -> anyhow::Result<Self> {
         let mut command = Command::new(program);
         command.args(args).env_clear().stdout(Stdio::piped()).stderr(Stdio::inherit());
-        for keep in ["PATH", "HOME", "RUST_LOG"] {
+        for keep in ["PATH", "HOME", "RUST_LOG", "MALLOC_ARENA_MAX"] {
             if let Ok(value) = std::env::var(keep) {
                 command.env(keep, value);
             }
