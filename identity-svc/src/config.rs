@@ -43,6 +43,9 @@ pub struct IdentityConfig {
     pub redis_namespace: String,
     /// `PHOENIX_HOST` + `ASHGATE_IDENTITY_PORT` (50051).
     pub listen: SocketAddr,
+    /// `PHOENIX_HOST` + `ASHGATE_IDENTITY_METRICS_PORT` (50052): HTTP `/healthz`, `/readyz`,
+    /// `/metrics` of identity-svc running as its own process.
+    pub ops_listen: SocketAddr,
     /// Brute-force lockout settings.
     pub login_protection: LoginProtection,
     /// `PHOENIX_DISABLE_RATE_LIMIT` inverted: per-address limits on sign-in and reset requests.
@@ -125,6 +128,7 @@ impl IdentityConfig {
             Some(h) => h.parse().map_err(|_| ConfigError::new("PHOENIX_HOST", "must be an IP address"))?,
         };
         let listen = SocketAddr::new(host, env.port("ASHGATE_IDENTITY_PORT", 50051)?);
+        let ops_listen = SocketAddr::new(host, env.port("ASHGATE_IDENTITY_METRICS_PORT", 50052)?);
         let max_attempts = env.u64_in("PHOENIX_BRUTE_FORCE_LOGIN_PROTECTION_MAX_ATTEMPTS", 5, 1, 1_000)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Self {
@@ -146,6 +150,7 @@ impl IdentityConfig {
                 .transpose()?,
             redis_namespace: redis_namespace(env)?,
             listen,
+            ops_listen,
             login_protection: LoginProtection {
                 enabled: !env.bool("PHOENIX_DISABLE_BRUTE_FORCE_LOGIN_PROTECTION", false)?,
                 max_attempts,

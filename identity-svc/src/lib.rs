@@ -15,6 +15,7 @@ pub mod identity;
 pub mod limits;
 pub mod mailer;
 pub mod oauth2;
+pub mod ops;
 pub mod password;
 pub mod password_reset;
 pub mod principal;
@@ -31,16 +32,45 @@ pub use config::IdentityConfig;
 pub use grpc::IdentityServer;
 pub use identity::Identity;
 
-/// Starts identity-svc with `config` and serves until `shutdown` completes.
+/// Starts identity-svc with `config`: gRPC on `config.listen`, `/healthz`, `/readyz` and
+/// `/metrics` on `config.ops_listen`; serves until `shutdown` completes, then stops taking
+/// calls (readiness turns 503 first), lets in-flight calls finish and closes the database.
 pub async fn run(
     config: IdentityConfig,
-    shutdown: impl std::future::Future<Output = ()> + Send,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let listen = config.listen;
+    use anyhow::Context as _;
+    let (listen, ops_listen) = (config.listen, config.ops_listen);
     let identity = Identity::start(config).await?;
-    let server = IdentityServer::bind(identity.clone(), listen).await?;
-    tracing::info!(addr = %server.local_addr()?, "identity-svc listening (gRPC)");
-    server.serve(shutdown).await?;
+    let server = IdentityServer::bind(identity.clone(), listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (ASHGATE_IDENTITY_PORT)"))?;
+    let ops = ops::OpsServer::bind(identity.clone(), server.metrics(), ops_listen)
+        .await
+        .with_context(|| format!("cannot listen on {ops_listen} (ASHGATE_IDENTITY_METRICS_PORT)"))?;
+    let (grpc_addr, http_addr) = (server.local_addr()?, ops.local_addr()?);
+    tracing::info!(grpc = %grpc_addr, http = %http_addr, "identity-svc listening");
+    // Machine-readable line for supervisors and tests, as collector-svc prints.
+    println!("identity-svc listening grpc={grpc_addr} http={http_addr}");
+
+    let drain = ops.drain_handle();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let ops_task = tokio::spawn(ops.serve(until_stopped()));
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("identity-svc shutting down: finishing in-flight calls");
+        drain.start_draining();
+        let _ = stop.send(true);
+    });
+    server.serve(until_stopped()).await?;
+    ops_task.await??;
     identity.shutdown().await;
+    tracing::info!("identity-svc stopped");
     Ok(())
 }

@@ -23,6 +23,7 @@ use tonic::transport::Server;
 use tonic::{Request, Status};
 
 use crate::identity::Identity;
+use crate::ops::{RpcMetrics, RpcMetricsLayer};
 use crate::principal::Principal;
 
 /// Metadata carrying the internal service credential (`ASHGATE_INTERNAL_TOKEN`).
@@ -34,17 +35,23 @@ pub const CLIENT_ADDR_METADATA: &str = "x-ashgate-client-addr";
 pub struct IdentityServer {
     identity: Arc<Identity>,
     listener: TcpListener,
+    metrics: Arc<RpcMetrics>,
 }
 
 impl IdentityServer {
     /// Binds `addr` (port 0 picks a free port).
     pub async fn bind(identity: Arc<Identity>, addr: SocketAddr) -> std::io::Result<Self> {
-        Ok(Self { identity, listener: TcpListener::bind(addr).await? })
+        Ok(Self { identity, listener: TcpListener::bind(addr).await?, metrics: Arc::default() })
     }
 
     /// The address actually bound.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The counters of the calls this server answers (for `/metrics`).
+    pub fn metrics(&self) -> Arc<RpcMetrics> {
+        self.metrics.clone()
     }
 
     /// Serves until `shutdown` completes, then lets in-flight calls finish.
@@ -56,7 +63,6 @@ impl IdentityServer {
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<AuthServiceServer<auth::AuthApi>>().await;
         health.set_serving::<InternalServiceServer<internal::InternalApi>>().await;
-        tokio::spawn(report_readiness(Arc::downgrade(&identity), health));
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(ashgate_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -70,14 +76,20 @@ impl IdentityServer {
         // Revocation streams never end by themselves; graceful shutdown waits for every open
         // call, so they must be told to end when shutdown begins.
         let (closing_tx, closing) = tokio::sync::watch::channel(false);
+        tokio::spawn(report_readiness(Arc::downgrade(&identity), health.clone(), closing.clone()));
         let shutdown = async move {
             shutdown.await;
             let _ = closing_tx.send(true);
+            // Health checks see the replica leave while its last calls finish.
+            health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+            health.set_not_serving::<AuthServiceServer<auth::AuthApi>>().await;
+            health.set_not_serving::<InternalServiceServer<internal::InternalApi>>().await;
         };
         Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(5)))
             .http2_keepalive_timeout(Some(Duration::from_secs(5)))
             .tcp_nodelay(true)
+            .layer(RpcMetricsLayer(self.metrics))
             .add_service(health_service)
             .add_optional_service(reflection)
             .add_service(AuthServiceServer::new(auth::AuthApi(identity.clone())))
@@ -89,17 +101,29 @@ impl IdentityServer {
     }
 }
 
-/// Flips the gRPC health status with the database's reachability.
-async fn report_readiness(identity: std::sync::Weak<Identity>, health: tonic_health::server::HealthReporter) {
+/// Flips the gRPC health status with the database's reachability, until shutdown begins.
+async fn report_readiness(
+    identity: std::sync::Weak<Identity>,
+    health: tonic_health::server::HealthReporter,
+    closing: tokio::sync::watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tick.tick().await;
-        let Some(identity) = identity.upgrade() else { return };
-        if identity.is_ready().await {
-            health.set_service_status("", tonic_health::ServingStatus::Serving).await;
-        } else {
-            health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+        if *closing.borrow() {
+            return;
         }
+        let Some(identity) = identity.upgrade() else { return };
+        let ready = identity.is_ready().await;
+        if *closing.borrow() {
+            return;
+        }
+        let status = if ready {
+            tonic_health::ServingStatus::Serving
+        } else {
+            tonic_health::ServingStatus::NotServing
+        };
+        health.set_service_status("", status).await;
     }
 }
 
