@@ -1,13 +1,13 @@
 //! `GatewayConfig`: every setting of the gateway, read once from the environment with
 //! Phoenix's names and rules (reference §1), validated completely at start-up.
 
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr as _;
 use std::time::Duration;
 
 use ashgate_identity_client::VerifierConfig;
 use ashgate_identity_client::env::{ConfigError, Env};
+pub use ashgate_identity_client::secret::Secret;
 
 /// Largest JSON body the REST and auth routes read.
 pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
@@ -123,7 +123,7 @@ impl GatewayConfig {
             secure_cookies: env.bool("PHOENIX_USE_SECURE_COOKIES", false)?,
             csrf_trusted_hosts,
             identity_urls: verifier.identity_urls,
-            internal_token: env.string("ASHGATE_INTERNAL_TOKEN").map(Secret),
+            internal_token: env.string("ASHGATE_INTERNAL_TOKEN").map(Secret::new),
             collector_grpc_urls: url_list(env, "ASHGATE_COLLECTOR_GRPC_URLS", "http://127.0.0.1:4317")?,
             collector_http_urls: url_list(env, "ASHGATE_COLLECTOR_HTTP_URLS", "http://127.0.0.1:4318")?,
             verify_cache_ttl: verifier.max_cache_ttl,
@@ -178,28 +178,6 @@ fn parse_root_url(raw: &str) -> Result<String, ConfigError> {
         return Err(bad());
     }
     Ok(raw.trim_end_matches('/').to_owned())
-}
-
-/// A secret string; `Debug` never shows it.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value, for sending it where it belongs. Never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
 }
 
 #[cfg(test)]

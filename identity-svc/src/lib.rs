@@ -20,7 +20,8 @@ pub mod password;
 pub mod password_reset;
 pub mod principal;
 pub mod revocation;
-pub mod secret;
+/// Secrets (shared with the other services through the client crate).
+pub use ashgate_identity_client::secret;
 mod seed;
 pub mod session;
 pub mod store;

@@ -11,6 +11,7 @@ mod error;
 mod layer;
 mod principal;
 pub mod process;
+pub mod secret;
 mod verifier;
 
 pub use error::{AuthError, ClientError};
