@@ -52,6 +52,11 @@ impl Revocation {
     }
 }
 
+/// How long a revocation is retried when Redis refuses it. Longer than a subscriber takes to
+/// notice a dead connection (heartbeat 500 ms + 800 ms): if Redis stays down that long, every
+/// other replica has flushed its caches and stopped caching by then.
+const PUBLISH_RETRY_FOR: Duration = Duration::from_secs(3);
+
 /// Fan-out of revocations to local subscribers, and to other replicas through Redis.
 #[derive(Clone)]
 pub struct RevocationBus {
@@ -112,14 +117,8 @@ impl RevocationBus {
     pub fn publish(&self, revocation: Revocation) {
         self.deliver(revocation);
         if let Some(redis) = &self.inner.redis {
-            let mut redis = redis.clone();
             let message = format!("{}|{}", self.inner.replica, revocation.encode());
-            let channel = self.inner.channel.clone();
-            tokio::spawn(async move {
-                if let Err(e) = redis.publish::<_, _, ()>(channel, message).await {
-                    tracing::warn!(error = %e, "could not publish a revocation to Redis");
-                }
-            });
+            tokio::spawn(publish_to_redis(redis.clone(), self.inner.channel.clone(), message));
         }
     }
 
@@ -151,6 +150,10 @@ impl RevocationBus {
             self.deliver(Revocation::Flush);
         } else if !was && reliable {
             tracing::info!("Redis revocation channel up");
+            // Revocations published while we were not subscribed are lost to us, and an answer
+            // read from the database before one of them may be about to be cached (here or by
+            // a verifier): a flush makes every such cache insert lose its race.
+            self.deliver(Revocation::Flush);
         }
     }
 
@@ -196,6 +199,33 @@ impl RevocationBus {
                         _ => return Err(redis::RedisError::from(std::io::Error::other("Redis ping failed"))),
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Publishes one message, retrying failures for [`PUBLISH_RETRY_FOR`]: the connection manager
+/// reconnects after an error (e.g. on the stale connection to a Redis that restarted), and a
+/// revocation the other replicas never hear would stay in their caches for up to the cache TTL.
+async fn publish_to_redis(mut redis: redis::aio::ConnectionManager, channel: String, message: String) {
+    let deadline = tokio::time::Instant::now() + PUBLISH_RETRY_FOR;
+    let mut backoff = Duration::from_millis(25);
+    for attempt in 1u32.. {
+        match redis.publish::<_, _, ()>(&channel, &message).await {
+            Ok(()) => {
+                if attempt > 1 {
+                    tracing::debug!(attempt, "published a revocation to Redis");
+                }
+                return;
+            }
+            Err(e) if tokio::time::Instant::now() + backoff < deadline => {
+                tracing::debug!(error = %e, "could not publish a revocation to Redis; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not publish a revocation to Redis");
+                return;
             }
         }
     }
