@@ -6,6 +6,10 @@
 //! once. While the stream is down the cache is emptied and answers are kept for at most one
 //! second, so a revocation is never missed for longer than that. A small negative cache stops
 //! a flood of one bad credential from becoming a flood of RPCs.
+//!
+//! The stream comes from one identity replica; the others hear a revocation through Redis a
+//! little later. An answer about a just-revoked credential or user is therefore not cached for
+//! a second after the revocation: the replica that gave it may not have heard yet.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -103,6 +107,11 @@ struct Inner {
     positive: Cache<Key, Cached>,
     negative: Cache<Key, AuthError>,
     max_ttl: Duration,
+    /// Targets revoked less than [`SETTLE`] ago: answers about them are not cached.
+    recently_revoked: Cache<Revoked, ()>,
+    /// Nothing is cached before this instant (ms after `started`): a flush just happened.
+    settled_after_ms: AtomicU64,
+    started: Instant,
     stream_up: AtomicBool,
     epoch: AtomicU64,
     hits: AtomicU64,
@@ -112,6 +121,18 @@ struct Inner {
 
 /// Cache lifetime while the revocation stream is down.
 const DEGRADED_TTL: Duration = Duration::from_secs(1);
+
+/// How long after a revocation answers about its target are not cached: time enough for every
+/// identity replica to hear it through Redis (a replica whose Redis link is slower than this
+/// declares itself unreliable and stops offering cache lifetimes anyway).
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// What a revocation named, for [`Inner::recently_revoked`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Revoked {
+    Credential { id: i64, access: bool },
+    User(i64),
+}
 
 impl CredentialVerifier {
     /// A verifier for identity-svc at `config.identity_urls`. Connects lazily and starts
@@ -156,6 +177,9 @@ impl CredentialVerifier {
                 .time_to_live(config.negative_cache_ttl)
                 .build(),
             max_ttl: config.max_cache_ttl,
+            recently_revoked: Cache::builder().max_capacity(100_000).time_to_live(SETTLE).build(),
+            settled_after_ms: AtomicU64::new(0),
+            started: Instant::now(),
             stream_up: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
             hits: AtomicU64::new(0),
@@ -232,7 +256,7 @@ impl Inner {
         let answer = self.ask(credential).await;
         match answer {
             Ok((principal, until)) => {
-                if let Some(until) = until {
+                if let Some(until) = until.filter(|_| !self.is_settling(&principal)) {
                     self.positive.insert(key, Cached { principal: principal.clone(), until }).await;
                     // A revocation that arrived while we asked may concern this very answer.
                     if self.epoch.load(Ordering::Acquire) != epoch {
@@ -291,7 +315,33 @@ impl Inner {
         (!ttl.is_zero()).then(|| Instant::now() + ttl)
     }
 
+    /// Whether `principal` was revoked (or everything flushed) too recently to cache an answer
+    /// about it: the replica that answered may not have heard of the revocation yet.
+    fn is_settling(&self, principal: &Principal) -> bool {
+        let access = principal.kind == CredentialKind::AccessToken;
+        let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        now_ms < self.settled_after_ms.load(Ordering::Acquire)
+            || self
+                .recently_revoked
+                .contains_key(&Revoked::Credential { id: principal.credential_id, access })
+            || self.recently_revoked.contains_key(&Revoked::User(principal.user_id))
+    }
+
     async fn apply(&self, target: Target) {
+        // Remembered before the epoch moves: an answer that passes the epoch check after this
+        // point is checked against the remembered target.
+        match &target {
+            Target::Credential(credential) => {
+                let access = credential.kind == i32::from(CredentialKind::AccessToken);
+                self.recently_revoked.insert(Revoked::Credential { id: credential.id, access }, ()).await;
+            }
+            Target::UserId(user_id) => self.recently_revoked.insert(Revoked::User(*user_id), ()).await,
+            Target::Flush(_) => {
+                let until = self.started.elapsed() + SETTLE;
+                let until_ms = u64::try_from(until.as_millis()).unwrap_or(u64::MAX);
+                self.settled_after_ms.fetch_max(until_ms, Ordering::AcqRel);
+            }
+        }
         self.epoch.fetch_add(1, Ordering::AcqRel);
         match target {
             Target::Credential(credential) => {
