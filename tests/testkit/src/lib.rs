@@ -7,6 +7,9 @@ pub mod identity;
 /// gateway fixtures (identity-svc + collector-svc + gateway).
 pub mod gateway;
 
+/// The multi-replica fleet as OS processes (private PostgreSQL and Redis).
+pub mod fleet;
+
 /// A real OpenID Provider (npm `oidc-provider`) for OAuth2 sign-in tests.
 pub mod oidc;
 
