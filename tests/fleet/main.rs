@@ -360,10 +360,9 @@ async fn wait_all_ready(fleet: &Fleet, status: u16, what: &str) {
     let urls: Vec<String> = (0..2)
         .flat_map(|i| [fleet.identity_ops_url(i, "/readyz"), fleet.collector_http_url(i, "/readyz")])
         .collect();
-    let waits = urls.iter().map(|url| {
-        wait_until(&format!("{url} {what}"), Duration::from_secs(30), move || async move {
-            get_status(url).await == status
-        })
+    let labels: Vec<String> = urls.iter().map(|url| format!("{url} {what}")).collect();
+    let waits = urls.iter().zip(&labels).map(|(url, label)| {
+        wait_until(label, Duration::from_secs(30), move || async move { get_status(url).await == status })
     });
     futures::future::join_all(waits).await;
 }
