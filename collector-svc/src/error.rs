@@ -82,7 +82,8 @@ impl Error {
     fn retry_after(&self) -> Option<u32> {
         match self {
             Self::QueueFull { retry_after_secs } => Some(*retry_after_secs),
-            Self::Unavailable | Self::ShuttingDown => Some(1),
+            // identity-svc unreachable: the export was refused, not lost; retrying will work.
+            Self::Unavailable | Self::ShuttingDown | Self::Auth(AuthError::Unavailable) => Some(1),
             _ => None,
         }
     }

@@ -52,6 +52,10 @@ pub struct GatewayConfig {
     pub rate_limit_enabled: bool,
     /// `PHOENIX_SMTP_HOSTNAME` is set: the sign-in page offers password recovery by email.
     pub password_reset_email_enabled: bool,
+    /// `ASHGATE_HTTP_HEADER_TIMEOUT_SECONDS` (10) and `ASHGATE_HTTP_MAX_CONNECTIONS` (10000).
+    pub connection_limits: crate::serve::ConnectionLimits,
+    /// `ASHGATE_HTTP_BODY_TIMEOUT_SECONDS` (30): longest a request body may take to arrive.
+    pub body_timeout: Duration,
 }
 
 impl GatewayConfig {
@@ -128,6 +132,27 @@ impl GatewayConfig {
             collector_http_urls: url_list(env, "ASHGATE_COLLECTOR_HTTP_URLS", "http://127.0.0.1:4318")?,
             verify_cache_ttl: verifier.max_cache_ttl,
             trust_forwarded_for: env.bool("ASHGATE_GATEWAY_TRUST_FORWARDED_FOR", false)?,
+            connection_limits: crate::serve::ConnectionLimits {
+                header_timeout: Duration::from_secs(env.u64_in(
+                    "ASHGATE_HTTP_HEADER_TIMEOUT_SECONDS",
+                    10,
+                    1,
+                    3_600,
+                )?),
+                max_connections: usize::try_from(env.u64_in(
+                    "ASHGATE_HTTP_MAX_CONNECTIONS",
+                    10_000,
+                    1,
+                    1_000_000,
+                )?)
+                .unwrap_or(10_000),
+            },
+            body_timeout: Duration::from_secs(env.u64_in(
+                "ASHGATE_HTTP_BODY_TIMEOUT_SECONDS",
+                30,
+                1,
+                3_600,
+            )?),
         })
     }
 

@@ -37,6 +37,9 @@ pub enum ApiError {
     /// 413.
     #[error("{0}")]
     TooLarge(String),
+    /// 408: the request body did not arrive in time.
+    #[error("{0}")]
+    Timeout(String),
     /// 429 (brute-force lockout, per-address rate limit).
     #[error("{0}")]
     TooMany(String),
@@ -67,6 +70,7 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -85,6 +89,7 @@ impl ApiError {
             | Self::BadRequest(m)
             | Self::Unprocessable(m)
             | Self::TooLarge(m)
+            | Self::Timeout(m)
             | Self::TooMany(m)
             | Self::Unavailable(m) => m,
         }

@@ -21,6 +21,7 @@ pub mod pages;
 pub mod rate_limit;
 pub mod routes;
 pub mod security;
+pub mod serve;
 pub mod state;
 pub mod timestamp;
 pub mod upstream;
@@ -96,8 +97,12 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             (http::StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
         })
-        // Bodies are read with their own limits by each handler.
+        // Bodies are read with their own limits by each handler, within the body deadline.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn({
+            let timeout = state.config.body_timeout;
+            move |request, next| body::with_body_timeout(timeout, request, next)
+        }))
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::enforce))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::headers))
         .layer(
@@ -112,6 +117,7 @@ pub fn router(state: AppState) -> Router {
 pub struct Gateway {
     listener: TcpListener,
     app: Router,
+    limits: serve::ConnectionLimits,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -132,11 +138,12 @@ impl Gateway {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| Error::Startup(format!("cannot bind {}: {e}", config.listen)))?;
+        let limits = config.connection_limits;
         let state = AppState::new(config, verifier, identity, collector).map_err(Error::Startup)?;
         // One discovery attempt per identity provider (bounded); failures retry in the background.
         state.oauth2.start().await;
         let app = router(state);
-        Ok(Self { listener, app })
+        Ok(Self { listener, app, limits })
     }
 
     /// Binds with upstreams built from `config` (verifier included; needs a tokio runtime).
@@ -158,8 +165,7 @@ impl Gateway {
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
-        let service = self.app.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await?;
+        serve::serve(self.listener, self.app, self.limits, shutdown).await?;
         Ok(())
     }
 }

@@ -15,3 +15,6 @@ pub mod oidc;
 
 /// A real SMTP server (Python `aiosmtpd`) for password-recovery tests.
 pub mod smtp;
+
+/// Fault injection: a TCP proxy that takes a dependency down or makes it hang.
+pub mod faults;
