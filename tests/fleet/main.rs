@@ -83,6 +83,7 @@ struct Figures {
     revocations: Vec<Duration>,
     recoveries: Vec<(String, Duration)>,
     acked_spans: u64,
+    bytes_per_span: f64,
     refusals: String,
 }
 
@@ -214,6 +215,8 @@ async fn scenario(fleet: &mut Fleet, scale: &Scale, figures: &mut Figures) {
         .collect();
     assert!(missing.is_empty(), "{} acknowledged exports missing or incomplete: {missing:?}", missing.len());
     figures.acked_spans = acked.values().sum();
+    let rows = fleet.postgres.span_total().await.unwrap();
+    figures.bytes_per_span = fleet.postgres.span_table_bytes().await.unwrap() as f64 / rows.max(1) as f64;
     figures.refusals = format!("{:?}", record.refusals.lock().unwrap());
 
     // Graceful shutdown, front to back; every log line was JSON.
@@ -396,6 +399,7 @@ fn print_figures(figures: &Figures, scale: &Scale, total: Duration) {
         eprintln!("{what}: {:.2} s", took.as_secs_f64());
     }
     eprintln!("acknowledged spans, all found in the database: {}", figures.acked_spans);
+    eprintln!("PostgreSQL bytes per stored span (table, indexes, TOAST): {:.0}", figures.bytes_per_span);
     eprintln!("retryable refusals seen (target, code) -> (count, example): {}", figures.refusals);
     eprintln!("total test time: {:.1} s", total.as_secs_f64());
 }

@@ -179,6 +179,15 @@ impl PrivatePostgres {
         Ok(rows.into_iter().collect())
     }
 
+    /// Bytes the spans table takes on disk, indexes and TOAST included.
+    pub async fn span_table_bytes(&self) -> anyhow::Result<i64> {
+        let mut conn = sqlx::PgConnection::connect(&self.url()).await?;
+        let (bytes,): (i64,) =
+            sqlx::query_as("SELECT pg_total_relation_size('spans')::BIGINT").fetch_one(&mut conn).await?;
+        conn.close().await?;
+        Ok(bytes)
+    }
+
     /// Rows in the spans table.
     pub async fn span_total(&self) -> anyhow::Result<i64> {
         let mut conn = sqlx::PgConnection::connect(&self.url()).await?;
