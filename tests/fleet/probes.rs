@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 use ashgate_proto::identity as pb;
 use ashgate_proto::identity::api_key_service_client::ApiKeyServiceClient;
 use ashgate_proto::identity::auth_service_client::AuthServiceClient;
-use ashgate_proto::identity::internal_service_client::InternalServiceClient;
 use ashgate_proto::identity::user_service_client::UserServiceClient;
 use ashgate_testkit::collector::deps::opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use ashgate_testkit::collector::deps::reqwest;
-use ashgate_testkit::identity::{ADMIN_SECRET, bearer, internal};
+use ashgate_testkit::identity::{ADMIN_SECRET, bearer};
 use tonic::Code;
 
 use crate::load::{channel, export_request, next_trace, with_key};
@@ -209,8 +208,9 @@ where
     started.elapsed()
 }
 
-/// Whether identity replica at `url` verifies a credential (through `InternalService`).
-pub async fn identity_verifies(url: &str, key: &str) -> bool {
-    let mut client = InternalServiceClient::new(channel(url));
-    client.verify_credential(internal(pb::VerifyCredentialRequest { credential: key.into() })).await.is_ok()
+/// Whether the identity replica at `url` answers a call that reads the database (listing system
+/// keys with the admin secret; not `VerifyCredential`, whose count tells who uses the replica).
+pub async fn identity_serves(url: &str) -> bool {
+    let mut client = ApiKeyServiceClient::new(channel(url));
+    client.list_system_api_keys(bearer(pb::ListSystemApiKeysRequest {}, ADMIN_SECRET)).await.is_ok()
 }
