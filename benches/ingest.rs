@@ -368,6 +368,7 @@ async fn run_scenario(
         };
         let (template, next_trace, authorization) =
             (template.clone(), next_trace.clone(), authorization.clone());
+        let backoff_on_refusal = !matches!(scenario.credential, Credential::BadKey);
         tasks.push(tokio::spawn(async move {
             let mut outcome = Outcome::default();
             while Instant::now() < deadline {
@@ -384,8 +385,16 @@ async fn run_scenario(
                             outcome.latencies.push(done - sent);
                         }
                     }
-                    Err(true) if measured => outcome.refused += 1,
-                    Err(true) => {}
+                    Err(true) => {
+                        if measured {
+                            outcome.refused += 1;
+                        }
+                        // Exporters honour Retry-After / RetryInfo (1 s) on "retry later";
+                        // the bad-key scenarios measure how fast refusals are answered.
+                        if backoff_on_refusal {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
                     Err(false) => {
                         outcome.failed += 1;
                         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ashgate_identity_client::env::{ConfigError, Env};
 use tokio::sync::watch;
@@ -36,6 +37,9 @@ pub struct CollectorConfig {
     pub max_batch_spans: usize,
     /// `ASHGATE_OTLP_MAX_CONCURRENT_DECODES`: request bodies read and decoded at once, at most.
     pub max_concurrent_decodes: usize,
+    /// `ASHGATE_OTLP_QUEUE_WAIT_MS`: how long an export may wait for a decode slot or for queue
+    /// room before it is answered "retry later" (0 = never wait).
+    pub queue_wait: Duration,
     /// `ASHGATE_OTLP_RETRY_AFTER_SECONDS`: the `Retry-After` sent when the queue is full.
     pub retry_after_secs: u32,
     /// `ASHGATE_IDENTITY_URL`, `ASHGATE_INTERNAL_TOKEN`, `ASHGATE_VERIFY_CACHE_SECONDS`: how
@@ -85,6 +89,7 @@ impl CollectorConfig {
                 4096,
             )?)
             .unwrap_or(4),
+            queue_wait: Duration::from_millis(env.u64_in("ASHGATE_OTLP_QUEUE_WAIT_MS", 2_000, 0, 60_000)?),
             retry_after_secs: u32::try_from(env.u64_in("ASHGATE_OTLP_RETRY_AFTER_SECONDS", 1, 1, 3600)?)
                 .unwrap_or(1),
             identity: VerifierConfig::from_env(env)?,
@@ -106,6 +111,7 @@ impl fmt::Debug for CollectorConfig {
             .field("queue_capacity_spans", &self.queue_capacity_spans)
             .field("max_batch_spans", &self.max_batch_spans)
             .field("max_concurrent_decodes", &self.max_concurrent_decodes)
+            .field("queue_wait", &self.queue_wait)
             .field("retry_after_secs", &self.retry_after_secs)
             .field("identity_urls", &self.identity.identity_urls)
             .field("internal_token", &self.identity.internal_token.as_ref().map(|_| "***"))

@@ -1,6 +1,7 @@
 //! One export, whatever the transport: convert, queue, wait for the commit, count.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -53,12 +54,18 @@ pub struct Ingest {
     pub decodes: Arc<Semaphore>,
     /// Body size limit, compressed and decompressed.
     pub max_message_bytes: usize,
+    /// Longest wait for a decode slot or for queue room before "retry later".
+    pub queue_wait: Duration,
 }
 
 impl Ingest {
-    /// Waits for a decode slot (requests wait holding only their headers).
+    /// Waits (at most `queue_wait`) for a decode slot; requests wait holding only their headers.
     pub async fn decode_permit(&self) -> Result<OwnedSemaphorePermit, Error> {
-        self.decodes.clone().acquire_owned().await.map_err(|_| Error::ShuttingDown)
+        match tokio::time::timeout(self.queue_wait, self.decodes.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(Error::ShuttingDown),
+            Err(_) => Err(self.queue.full_error()),
+        }
     }
 
     /// Converts, queues and waits for the commit of one decoded export.
@@ -71,12 +78,8 @@ impl Ingest {
     ) -> Result<ExportOutcome, Error> {
         let sender = Sender { user_id: principal.user_id, kind: principal.kind.as_str_name() };
         let spans = count_spans(&request);
-        if self.queue.is_full() || spans > self.queue.capacity() as usize {
-            let error = if spans > self.queue.capacity() as usize {
-                Error::TooManySpans { spans, limit: self.queue.capacity() }
-            } else {
-                self.queue.full_error()
-            };
+        if spans > self.queue.capacity() as usize {
+            let error = Error::TooManySpans { spans, limit: self.queue.capacity() };
             self.metrics.record_refused(&error, Some(spans as u64));
             return Err(error);
         }
@@ -87,13 +90,22 @@ impl Ingest {
         } else {
             convert_export(request, project_override.as_deref(), sender)
         };
-        drop(decode_permit);
         let outcome = ExportOutcome {
             accepted_spans: batch.rows.len() as u64,
             rejected_spans: batch.rejected_spans,
             message: batch.rejection_message(),
         };
-        match self.queue.submit(batch).await {
+        // Wait for room holding the decode slot: decoding more exports that cannot be queued
+        // would only burn CPU (and memory) on work thrown away.
+        let reservation = match self.queue.reserve(batch.rows.len(), self.queue_wait).await {
+            Ok(reservation) => reservation,
+            Err(error) => {
+                self.metrics.record_refused(&error, Some(spans as u64));
+                return Err(error);
+            }
+        };
+        drop(decode_permit);
+        match self.queue.submit(batch, reservation).await {
             Ok(()) => {
                 self.metrics.record_accepted(outcome.accepted_spans, outcome.rejected_spans);
                 Ok(outcome)

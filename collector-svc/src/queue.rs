@@ -1,9 +1,10 @@
 //! The bounded queue between receive and commit. It is bounded by span count (a semaphore of
 //! span permits taken without waiting), so memory stays bounded however many exporters push;
-//! a full queue is answered at once with "retry later" instead of buffering (Phoenix's unbounded
-//! queue is its issue #9461, an OOM).
+//! an export that does not fit waits a bounded time (holding its decode slot), then is answered
+//! "retry later" instead of being buffered (Phoenix's unbounded queue is its issue #9461, an OOM).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, oneshot};
 
@@ -60,24 +61,40 @@ impl IngestQueue {
         Error::QueueFull { retry_after_secs: self.retry_after_secs }
     }
 
-    /// Queues the export's valid rows and waits until they are committed.
-    pub async fn submit(&self, batch: IngestBatch) -> Result<(), Error> {
-        let spans = batch.rows.len();
+    /// Takes span permits for `spans` rows: at once when free, else waiting at most `max_wait`
+    /// (callers wait holding their decode slot, so waiting exports stay few and bounded).
+    pub async fn reserve(&self, spans: usize, max_wait: Duration) -> Result<Reservation, Error> {
         if spans == 0 {
-            return Ok(());
+            return Ok(Reservation(None));
         }
         let too_many = || Error::TooManySpans { spans, limit: self.capacity };
         let wanted = u32::try_from(spans).map_err(|_| too_many())?;
         if wanted > self.capacity {
             return Err(too_many());
         }
-        let permit = self.permits.clone().try_acquire_many_owned(wanted).map_err(|e| match e {
-            TryAcquireError::NoPermits => self.full_error(),
-            TryAcquireError::Closed => Error::ShuttingDown,
-        })?;
+        match self.permits.clone().try_acquire_many_owned(wanted) {
+            Ok(permit) => Ok(Reservation(Some(permit))),
+            Err(TryAcquireError::Closed) => Err(Error::ShuttingDown),
+            Err(TryAcquireError::NoPermits) => {
+                match tokio::time::timeout(max_wait, self.permits.clone().acquire_many_owned(wanted)).await {
+                    Ok(Ok(permit)) => Ok(Reservation(Some(permit))),
+                    Ok(Err(_)) => Err(Error::ShuttingDown),
+                    Err(_) => Err(self.full_error()),
+                }
+            }
+        }
+    }
+
+    /// Queues the export's valid rows under `reservation` and waits until they are committed.
+    pub async fn submit(&self, batch: IngestBatch, reservation: Reservation) -> Result<(), Error> {
+        let Reservation(Some(permit)) = reservation else { return Ok(()) };
         let (ack, acked) = oneshot::channel();
         self.jobs.send(Job { batch, ack, permit }).map_err(|_| Error::ShuttingDown)?;
         // The writer dropping the job unanswered means it stopped: nothing was committed.
         acked.await.map_err(|_| Error::ShuttingDown)?
     }
 }
+
+/// Queue room for one export's spans, returned when its job is dropped after the commit.
+#[derive(Debug)]
+pub struct Reservation(Option<OwnedSemaphorePermit>);

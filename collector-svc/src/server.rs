@@ -56,6 +56,7 @@ impl Collector {
             metrics: Arc::new(Metrics::default()),
             decodes: Arc::new(Semaphore::new(config.max_concurrent_decodes)),
             max_message_bytes: config.max_message_bytes,
+            queue_wait: config.queue_wait,
         });
         Ok(Self { config, verifier, grpc, http, store, ingest, jobs })
     }

@@ -126,3 +126,37 @@ async fn graceful_shutdown_commits_in_flight_exports() {
     let reopened = Store::connect(&collector.database.url).await.unwrap();
     assert_eq!(reopened.count_spans().await.unwrap(), 100);
 }
+
+#[tokio::test]
+async fn export_that_does_not_fit_waits_a_bounded_time() {
+    let hold = WriterHold::new();
+    let collector = CollectorFixture::start_with(CredentialVerifier::disabled(), |c| {
+        c.queue_capacity_spans = 200;
+        c.queue_wait = Duration::from_millis(300);
+        c.writer_hold = Some(hold.clone());
+    })
+    .await;
+    let mut client = trace_client(&collector).await;
+    let first = tokio::spawn(async move { client.export(export_request(None, spans(1, 150, 1_000))).await });
+    while queue_depth(&collector).await < 150 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // 100 spans do not fit in the 50 left: refused after waiting the configured 300 ms.
+    let started = std::time::Instant::now();
+    let status =
+        trace_client(&collector).await.export(export_request(None, spans(2, 100, 1_000))).await.unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (Code::ResourceExhausted, "Server is at capacity, retry later")
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300), "answered after {:?}", started.elapsed());
+
+    // Room that appears within the wait is used.
+    let mut client = trace_client(&collector).await;
+    let second = tokio::spawn(async move { client.export(export_request(None, spans(3, 100, 1_000))).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    hold.release();
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+    assert_eq!(collector.span_count().await, 250);
+}
