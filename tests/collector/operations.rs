@@ -1,10 +1,16 @@
-//! Health, readiness and metrics.
+//! Health, readiness, metrics, and what a failing span store answers.
 
 use ashgate_testkit::collector::deps::tonic_health::pb::HealthCheckRequest;
 use ashgate_testkit::collector::deps::tonic_health::pb::health_check_response::ServingStatus;
 use ashgate_testkit::collector::deps::tonic_health::pb::health_client::HealthClient;
 
-use crate::{collector, export_request, http_client, spans, trace_client};
+use std::time::Duration;
+
+use ashgate_testkit::collector::deps::sqlx;
+use ashgate_testkit::collector::deps::tonic_types::StatusExt as _;
+use tonic::Code;
+
+use crate::{collector, encode, export_request, http_client, spans, trace_client};
 
 #[tokio::test]
 async fn health_readiness_and_metrics() {
@@ -49,4 +55,30 @@ async fn health_readiness_and_metrics() {
     ] {
         assert!(metrics.lines().any(|l| l == line), "missing {line:?} in\n{metrics}");
     }
+}
+
+#[tokio::test]
+async fn store_failure_is_unavailable_and_retryable() {
+    let collector = collector().await;
+    trace_client(&collector).await.export(export_request(None, spans(1, 5, 1_000))).await.unwrap();
+    // Break the real database under the collector.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(collector.database.url.expose()).await.unwrap();
+    sqlx::query("DROP TABLE spans").execute(&pool).await.unwrap();
+    pool.close().await;
+
+    let status =
+        trace_client(&collector).await.export(export_request(None, spans(2, 5, 1_000))).await.unwrap_err();
+    assert_eq!((status.code(), status.message()), (Code::Unavailable, "Span store unavailable"));
+    assert_eq!(status.get_details_retry_info().and_then(|r| r.retry_delay), Some(Duration::from_secs(1)));
+    let response = http_client()
+        .post(collector.traces_url())
+        .header("content-type", "application/x-protobuf")
+        .body(encode(&export_request(None, spans(3, 5, 1_000))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(response.text().await.unwrap(), "Span store unavailable");
 }
