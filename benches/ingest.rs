@@ -8,7 +8,8 @@
 //! disabled; then counts the rows the collector stored.
 //!
 //! Knobs: `ASHGATE_BENCH_SECONDS` (measured seconds per scenario, default 8),
-//! `ASHGATE_BENCH_ONLY` (substring filter on scenario names, e.g. `grpc`),
+//! `ASHGATE_BENCH_ONLY` (substring filter on scenario names, e.g. `grpc`), `ASHGATE_BENCH_REPEAT`
+//! (rounds; the auth-overhead table uses the median of each scenario),
 //! `ASHGATE_TEST_DATABASE_URL` (PostgreSQL server instead of SQLite).
 
 use std::process::ExitCode;
@@ -248,71 +249,94 @@ impl Client {
 
 async fn run() {
     let seconds: u64 = std::env::var("ASHGATE_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
+    let repeat: usize = std::env::var("ASHGATE_BENCH_REPEAT").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     let only = std::env::var("ASHGATE_BENCH_ONLY").unwrap_or_default();
     let identity = IdentityFixture::start().await;
     let key = identity.system_key("bench").await;
     let next_trace = Arc::new(AtomicU64::new(1));
     eprintln!(
-        "{seconds} s per scenario; a 100-span export is {} bytes of protobuf",
+        "{seconds} s per scenario, {repeat} round(s); a 100-span export is {} bytes of protobuf",
         Template::new(100).bytes.len()
     );
 
+    // Valid key and auth off back to back, so that both see the same background load.
     let mut scenarios = Vec::new();
-    for credential in [Credential::ValidKey, Credential::None] {
-        for transport in [Transport::Grpc, Transport::Http] {
-            for concurrency in [1, 8, 32] {
+    for transport in [Transport::Grpc, Transport::Http] {
+        for concurrency in [1, 8, 32] {
+            for credential in [Credential::ValidKey, Credential::None] {
                 scenarios.push(Scenario { transport, concurrency, credential, spans_per_export: 100 });
             }
         }
     }
     for transport in [Transport::Grpc, Transport::Http] {
-        scenarios.push(Scenario {
-            transport,
-            concurrency: 8,
-            credential: Credential::BadKey,
-            spans_per_export: 100,
-        });
+        let bad_key =
+            Scenario { transport, concurrency: 8, credential: Credential::BadKey, spans_per_export: 100 };
+        scenarios.push(bad_key);
     }
     // Overload: more than the writer can take, to show refusals and bounded memory.
     for transport in [Transport::Grpc, Transport::Http] {
-        scenarios.push(Scenario {
-            transport,
-            concurrency: 64,
-            credential: Credential::ValidKey,
-            spans_per_export: 2000,
-        });
+        let overload =
+            Scenario { transport, concurrency: 64, credential: Credential::ValidKey, spans_per_export: 2000 };
+        scenarios.push(overload);
     }
 
     println!(
         "| scenario | stored spans/s | p50 ms | p99 ms | acked spans | stored spans | refused/s | VmHWM MiB | VmRSS MiB |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for scenario in scenarios.iter().filter(|s| s.name().contains(&only)) {
-        let template = Arc::new(Template::new(scenario.spans_per_export));
-        let outcome = run_scenario(scenario, &identity, &key, &template, &next_trace, seconds).await;
-        let window = outcome.window.as_secs_f64().max(1e-9);
-        let mut latencies = outcome.latencies.clone();
-        latencies.sort();
-        let percentile = |p: f64| {
-            latencies
-                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-                .map(|d| format!("{:.1}", d.as_secs_f64() * 1e3))
-                .unwrap_or_else(|| "-".into())
-        };
-        println!(
-            "| {} | {:.0} | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} |",
-            scenario.name(),
-            outcome.acked_in_window as f64 * scenario.spans_per_export as f64 / window,
-            percentile(0.50),
-            percentile(0.99),
-            outcome.acked_spans_total,
-            outcome.stored_spans,
-            outcome.refused as f64 / window,
-            outcome.hwm_kib as f64 / 1024.0,
-            outcome.rss_kib as f64 / 1024.0,
-        );
-        if outcome.failed > 0 {
-            eprintln!("  {}: {} exports failed (transport errors)", scenario.name(), outcome.failed);
+    let mut rates: Vec<(String, Vec<f64>)> = Vec::new();
+    for _ in 0..repeat {
+        for scenario in scenarios.iter().filter(|s| s.name().contains(&only)) {
+            let template = Arc::new(Template::new(scenario.spans_per_export));
+            let outcome = run_scenario(scenario, &identity, &key, &template, &next_trace, seconds).await;
+            let window = outcome.window.as_secs_f64().max(1e-9);
+            let mut latencies = outcome.latencies.clone();
+            latencies.sort();
+            let percentile = |p: f64| {
+                latencies
+                    .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+                    .map(|d| format!("{:.1}", d.as_secs_f64() * 1e3))
+                    .unwrap_or_else(|| "-".into())
+            };
+            let rate = outcome.acked_in_window as f64 * scenario.spans_per_export as f64 / window;
+            println!(
+                "| {} | {:.0} | {} | {} | {} | {} | {:.0} | {:.1} | {:.1} |",
+                scenario.name(),
+                rate,
+                percentile(0.50),
+                percentile(0.99),
+                outcome.acked_spans_total,
+                outcome.stored_spans,
+                outcome.refused as f64 / window,
+                outcome.hwm_kib as f64 / 1024.0,
+                outcome.rss_kib as f64 / 1024.0,
+            );
+            if outcome.failed > 0 {
+                eprintln!("  {}: {} exports failed (transport errors)", scenario.name(), outcome.failed);
+            }
+            match rates.iter_mut().find(|(name, _)| *name == scenario.name()) {
+                Some((_, values)) => values.push(rate),
+                None => rates.push((scenario.name(), vec![rate])),
+            }
+        }
+    }
+    print_auth_overhead(&rates);
+}
+
+/// Median stored spans/s with a valid key over auth off, per transport and concurrency.
+fn print_auth_overhead(rates: &[(String, Vec<f64>)]) {
+    let median = |name: &str| {
+        let mut values = rates.iter().find(|(n, _)| n == name)?.1.clone();
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied()
+    };
+    println!();
+    println!("| transport, concurrency | valid key spans/s | auth off spans/s | ratio |");
+    println!("|---|---:|---:|---:|");
+    for (name, _) in rates.iter().filter(|(n, _)| n.ends_with(" valid key")) {
+        let base = name.trim_end_matches(" valid key");
+        if let (Some(with_key), Some(off)) = (median(name), median(&format!("{base} auth off"))) {
+            println!("| {base} | {with_key:.0} | {off:.0} | {:.2} |", with_key / off);
         }
     }
 }

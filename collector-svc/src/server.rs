@@ -23,6 +23,9 @@ use crate::queue::{IngestQueue, Job};
 use crate::store::{Backend, Store};
 use crate::writer::Writer;
 
+/// How often SQLite's WAL is checkpointed (see [`Store::checkpoint`]).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// A collector with its ports bound and its database migrated, not yet serving.
 pub struct Collector {
     config: CollectorConfig,
@@ -99,6 +102,20 @@ impl Collector {
             })
             .collect();
 
+        let checkpointer = (store.backend() == Backend::Sqlite).then(|| {
+            let (store, mut stop) = (store.clone(), writers_stop.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => store.checkpoint().await,
+                        _ = stop.changed() => return,
+                    }
+                }
+            })
+        });
+
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<TraceServiceServer<OtlpTraceService>>().await;
         health.set_serving::<SpanQueryServiceServer<SpanQuery>>().await;
@@ -143,6 +160,10 @@ impl Collector {
         let _ = stop_writers.send(true);
         for writer in writers {
             let _ = writer.await;
+        }
+        if let Some(checkpointer) = checkpointer {
+            let _ = checkpointer.await;
+            store.checkpoint().await;
         }
         store.close().await;
         tracing::info!(accepted_spans = ingest.metrics.accepted_spans(), "collector-svc stopped");

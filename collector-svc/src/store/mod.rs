@@ -59,8 +59,12 @@ impl Store {
                 Box::pin(async move {
                     // WAL + NORMAL: a commit survives a process kill (it is in the WAL, handed to
                     // the OS); a power loss may lose the last commits before a checkpoint.
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;")
-                        .await?;
+                    // Checkpoints run beside the writer (see `checkpoint`), not inside its commits.
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
+                         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
+                    )
+                    .await?;
                     Ok(())
                 })
             }),
@@ -138,6 +142,19 @@ impl Store {
             Backend::Postgres => "SELECT id FROM projects WHERE name = $1",
         };
         sqlx::query_scalar(sql).bind(name).fetch_one(&self.pool).await.map_err(unavailable("find project"))
+    }
+
+    /// SQLite only: copies committed WAL frames into the database file without blocking the
+    /// writer (PASSIVE). Automatic checkpoints are off because they run inside the commit that
+    /// crosses the threshold, stalling that export for the whole copy; the server calls this on a
+    /// short timer instead, which also keeps the WAL file small.
+    pub async fn checkpoint(&self) {
+        if self.backend != Backend::Sqlite {
+            return;
+        }
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&self.pool).await {
+            tracing::warn!(%error, "WAL checkpoint failed");
+        }
     }
 
     /// Closes every connection, waiting for those in use.
