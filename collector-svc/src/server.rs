@@ -143,9 +143,14 @@ impl Collector {
                 TcpIncoming::from(grpc).with_nodelay(Some(true)),
                 wait(signalled.clone()),
             );
-        let http_server =
-            axum::serve(http, router(HttpState { verifier, ingest: ingest.clone(), store: store.clone() }))
-                .with_graceful_shutdown(wait(signalled));
+        // Not `axum::serve`: it runs hyper without a timer, so idle and half-sent connections
+        // (slowloris) would live for ever.
+        let http_server = ashgate_identity_client::http_server::serve(
+            http,
+            router(HttpState { verifier, ingest: ingest.clone(), store: store.clone() }),
+            ashgate_identity_client::http_server::ConnectionLimits::default(),
+            wait(signalled),
+        );
         tracing::info!(grpc = ?grpc_addr, http = ?http_addr, "collector-svc serving");
 
         tokio::spawn(async move {
@@ -153,7 +158,7 @@ impl Collector {
             tracing::info!("collector-svc shutting down: refusing new requests, finishing in-flight exports");
             let _ = signal.send(true);
         });
-        let (grpc_result, http_result) = tokio::join!(grpc_server, async { http_server.await });
+        let (grpc_result, http_result) = tokio::join!(grpc_server, http_server);
 
         // Servers are drained: every answered export is committed. Write what is left, then stop.
         health.set_not_serving::<TraceServiceServer<OtlpTraceService>>().await;

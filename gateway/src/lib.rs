@@ -21,7 +21,8 @@ pub mod pages;
 pub mod rate_limit;
 pub mod routes;
 pub mod security;
-pub mod serve;
+/// The HTTP server loop (header deadline, connection cap), shared with collector-svc.
+pub use ashgate_identity_client::http_server as serve;
 pub mod state;
 pub mod timestamp;
 pub mod upstream;

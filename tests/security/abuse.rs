@@ -244,3 +244,29 @@ async fn gzip_bomb_through_the_gateway_is_413() {
     assert!(text.starts_with("Request body is larger than the limit of"), "{text}");
     assert_eq!(fixture.collector.span_count().await, 0);
 }
+
+/// collector-svc's OTLP/HTTP port uses the same server loop: an idle connection and one that
+/// never finishes its headers are closed after the 10 s header deadline. (Before: `axum::serve`
+/// kept both for ever.)
+#[tokio::test]
+async fn collector_http_cuts_off_idle_and_half_sent_connections() {
+    let fixture = ashgate_testkit::collector::CollectorFixture::start().await;
+    let mut idle = TcpStream::connect(fixture.http_addr).await.unwrap();
+    let mut half = TcpStream::connect(fixture.http_addr).await.unwrap();
+    half.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n")
+        .await
+        .unwrap();
+    let deadline = Duration::from_secs(25);
+    let (idle_closed, half_closed) =
+        tokio::join!(closed_within(&mut idle, deadline), closed_within(&mut half, deadline));
+    assert!(idle_closed.is_some(), "an idle connection to the collector was never closed");
+    assert!(half_closed.is_some(), "a half-sent request to the collector was never cut off");
+    // It still serves.
+    let answer = raw_exchange(
+        fixture.http_addr,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        WAIT,
+    )
+    .await;
+    assert_eq!(status_of(&answer), 200, "{answer}");
+}

@@ -8,6 +8,7 @@
 pub mod bearer;
 pub mod env;
 mod error;
+pub mod http_server;
 mod layer;
 mod principal;
 pub mod process;

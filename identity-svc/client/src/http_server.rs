@@ -1,4 +1,4 @@
-//! The HTTP server loop: hyper with a timer, so a client that never finishes its request
+//! The HTTP server loop of the gateway and of collector-svc's OTLP/HTTP port: hyper with a timer, so a client that never finishes its request
 //! headers (slowloris) or keeps an idle connection open is cut off, a cap on open connections,
 //! and graceful shutdown. `axum::serve` sets no timer, so hyper's header timeout never fires
 //! there and every idle or half-sent connection lives for ever.
@@ -22,13 +22,20 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
 
-/// Connection-level limits of the HTTP listener.
+/// Connection-level limits of an HTTP listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// Longest wait for a request's complete header, idle keep-alive time included.
     pub header_timeout: Duration,
     /// Most connections open at once; more are closed as soon as they are accepted.
     pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    /// 10 s for the headers, 10,000 connections.
+    fn default() -> Self {
+        Self { header_timeout: Duration::from_secs(10), max_connections: 10_000 }
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests finish.
