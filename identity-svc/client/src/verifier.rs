@@ -32,7 +32,7 @@ use crate::error::{AuthError, ClientError};
 use crate::principal::Principal;
 
 /// How a verifier reaches identity-svc and how long it may trust an answer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct VerifierConfig {
     /// identity-svc replicas (`http://host:port`); requests are balanced, the stream fails over.
     pub identity_urls: Vec<String>,
@@ -44,6 +44,19 @@ pub struct VerifierConfig {
     pub negative_cache_ttl: Duration,
     /// Entries kept at most.
     pub cache_capacity: u64,
+}
+
+impl std::fmt::Debug for VerifierConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The internal token is a credential: never printed.
+        f.debug_struct("VerifierConfig")
+            .field("identity_urls", &self.identity_urls)
+            .field("internal_token", &self.internal_token.as_ref().map(|_| "***"))
+            .field("max_cache_ttl", &self.max_cache_ttl)
+            .field("negative_cache_ttl", &self.negative_cache_ttl)
+            .field("cache_capacity", &self.cache_capacity)
+            .finish()
+    }
 }
 
 impl VerifierConfig {
@@ -412,5 +425,26 @@ async fn follow_revocations(inner: std::sync::Weak<Inner>) {
         drop(strong);
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_internal_token() {
+        let env = Env::from_pairs([("ASHGATE_INTERNAL_TOKEN", "internal-token-0123456789abcdefghijklm")]);
+        let config = VerifierConfig::from_env(&env).unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("internal-token-0123"), "{printed}");
+        assert!(printed.contains("***"));
+    }
+
+    #[test]
+    fn identity_urls_are_checked() {
+        let env = Env::from_pairs([("ASHGATE_IDENTITY_URL", "http://a:1, ftp://b")]);
+        let err = VerifierConfig::from_env(&env).unwrap_err().to_string();
+        assert_eq!(err, "ASHGATE_IDENTITY_URL: \"ftp://b\" is not an http(s):// URL");
     }
 }
