@@ -80,11 +80,18 @@ async fn verify_rpc(fx: &IdentityFixture, key: &str) {
             let mut client = client.clone();
             let key = key.clone();
             async move {
-                client.verify_credential(internal(pb::VerifyCredentialRequest { credential: key })).await.unwrap();
+                client
+                    .verify_credential(internal(pb::VerifyCredentialRequest { credential: key }))
+                    .await
+                    .unwrap();
             }
         })
         .await;
-        println!("VerifyCredential RPC, concurrency {concurrency:>2}: {rate:>9.0}/s  p50 {}  p99 {}", ms(p50), ms(p99));
+        println!(
+            "VerifyCredential RPC, concurrency {concurrency:>2}: {rate:>9.0}/s  p50 {}  p99 {}",
+            ms(p50),
+            ms(p99)
+        );
     }
 }
 
@@ -133,12 +140,16 @@ async fn client_library(fx: &IdentityFixture, key: &str) {
 }
 
 async fn propagation(a: &IdentityFixture, b: &IdentityFixture, label: &str) {
-    let mut events = b.internal().watch_revocations(internal(pb::WatchRevocationsRequest {})).await.unwrap().into_inner();
+    let mut events =
+        b.internal().watch_revocations(internal(pb::WatchRevocationsRequest {})).await.unwrap().into_inner();
     let mut delays = Vec::new();
     for _ in 0..200 {
         let created = a
             .keys()
-            .create_system_api_key(bearer(pb::CreateApiKeyRequest { name: "p".into(), ..Default::default() }, ADMIN_SECRET))
+            .create_system_api_key(bearer(
+                pb::CreateApiKeyRequest { name: "p".into(), ..Default::default() },
+                ADMIN_SECRET,
+            ))
             .await
             .unwrap()
             .into_inner();
@@ -146,7 +157,11 @@ async fn propagation(a: &IdentityFixture, b: &IdentityFixture, label: &str) {
         let start = Instant::now();
         a.keys().delete_system_api_key(bearer(pb::DeleteApiKeyRequest { id }, ADMIN_SECRET)).await.unwrap();
         loop {
-            let event = tokio::time::timeout(Duration::from_secs(2), events.next()).await.expect("event within 2 s").unwrap().unwrap();
+            let event = tokio::time::timeout(Duration::from_secs(2), events.next())
+                .await
+                .expect("event within 2 s")
+                .unwrap()
+                .unwrap();
             if let Some(pb::revocation_event::Target::Credential(c)) = event.target
                 && c.id == id
             {

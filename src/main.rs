@@ -112,7 +112,9 @@ async fn serve_all(env: &Env) -> anyhow::Result<()> {
     let identity_server = IdentityServer::bind(identity.clone(), identity_config.listen)
         .await
         .with_context(|| format!("cannot listen on {} (ASHGATE_IDENTITY_PORT)", identity_config.listen))?;
-    let identity_url = format!("http://{}", identity_server.local_addr()?);
+    // Over TLS when identity-svc is configured for it (its certificate must name 127.0.0.1).
+    let scheme = if identity_config.tls.is_some() { "https" } else { "http" };
+    let identity_url = format!("{scheme}://{}", identity_server.local_addr()?);
 
     collector_config.identity.identity_urls = vec![identity_url.clone()];
     collector_config.identity.internal_token = Some(internal_token.clone());

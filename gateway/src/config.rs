@@ -37,6 +37,8 @@ pub struct GatewayConfig {
     pub identity_urls: Vec<String>,
     /// `ASHGATE_INTERNAL_TOKEN`.
     pub internal_token: Option<Secret>,
+    /// `ASHGATE_TLS_*`: how to reach `https://` identity URLs (CA, client certificate).
+    pub identity_tls: ashgate_identity_client::tls::ClientTls,
     /// `ASHGATE_COLLECTOR_GRPC_URLS`: the span read path.
     pub collector_grpc_urls: Vec<String>,
     /// `ASHGATE_COLLECTOR_HTTP_URLS`: where `POST /v1/traces` is forwarded, tried in order.
@@ -127,6 +129,7 @@ impl GatewayConfig {
             secure_cookies: env.bool("PHOENIX_USE_SECURE_COOKIES", false)?,
             csrf_trusted_hosts,
             identity_urls: verifier.identity_urls,
+            identity_tls: verifier.tls,
             internal_token: env.string("ASHGATE_INTERNAL_TOKEN").map(Secret::new),
             collector_grpc_urls: url_list(env, "ASHGATE_COLLECTOR_GRPC_URLS", "http://127.0.0.1:4317")?,
             collector_http_urls: url_list(env, "ASHGATE_COLLECTOR_HTTP_URLS", "http://127.0.0.1:4318")?,
@@ -164,6 +167,7 @@ impl GatewayConfig {
             max_cache_ttl: self.verify_cache_ttl,
             negative_cache_ttl: Duration::from_secs(2),
             cache_capacity: 100_000,
+            tls: self.identity_tls.clone(),
         }
     }
 

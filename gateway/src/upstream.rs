@@ -2,10 +2,10 @@
 //! user's credential) and collector-svc (span reads over gRPC, OTLP/HTTP forwarding).
 
 use std::net::IpAddr;
-use std::str::FromStr as _;
 use std::time::Duration;
 
 use ashgate_identity_client::INTERNAL_TOKEN_METADATA;
+use ashgate_identity_client::tls::ClientTls;
 use ashgate_proto::collector::span_query_service_client::SpanQueryServiceClient;
 use ashgate_proto::identity::api_key_service_client::ApiKeyServiceClient;
 use ashgate_proto::identity::auth_service_client::AuthServiceClient;
@@ -13,7 +13,7 @@ use ashgate_proto::identity::internal_service_client::InternalServiceClient;
 use ashgate_proto::identity::user_service_client::UserServiceClient;
 use tonic::Request;
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::config::GatewayConfig;
 
@@ -129,12 +129,12 @@ impl CollectorClient {
     }
 }
 
-/// A lazily connecting channel to one URL, or balanced over several.
-pub fn lazy_channel(urls: &[String]) -> Result<Channel, String> {
+/// A lazily connecting channel to one URL, or balanced over several (`https://` URLs with `tls`).
+pub fn lazy_channel(urls: &[String], tls: &ClientTls) -> Result<Channel, String> {
     let endpoints = urls
         .iter()
         .map(|url| {
-            Endpoint::from_str(url).map(|e| {
+            ashgate_identity_client::tls::endpoint(url, tls).map(|e| {
                 e.connect_timeout(Duration::from_secs(2))
                     .tcp_nodelay(true)
                     .http2_keep_alive_interval(Duration::from_secs(10))
@@ -153,11 +153,13 @@ pub fn lazy_channel(urls: &[String]) -> Result<Channel, String> {
 /// The upstream clients a gateway is built from, from its configuration.
 pub fn connect(config: &GatewayConfig) -> Result<(IdentityClient, CollectorClient), String> {
     let identity = IdentityClient::new(
-        lazy_channel(&config.identity_urls).map_err(|e| format!("ASHGATE_IDENTITY_URL: {e}"))?,
+        lazy_channel(&config.identity_urls, &config.identity_tls)
+            .map_err(|e| format!("ASHGATE_IDENTITY_URL: {e}"))?,
         config.internal_token.as_ref().map(|s| s.expose()),
     )?;
     let collector = CollectorClient::new(
-        lazy_channel(&config.collector_grpc_urls).map_err(|e| format!("ASHGATE_COLLECTOR_GRPC_URLS: {e}"))?,
+        lazy_channel(&config.collector_grpc_urls, &ClientTls::default())
+            .map_err(|e| format!("ASHGATE_COLLECTOR_GRPC_URLS: {e}"))?,
         config.collector_http_urls.clone(),
     )?;
     Ok((identity, collector))

@@ -54,6 +54,8 @@ pub struct IdentityConfig {
     pub max_cache_ttl: Duration,
     /// Password hashes computed at once (`ASHGATE_PASSWORD_HASH_CONCURRENCY`, default: cores).
     pub password_hash_concurrency: usize,
+    /// `ASHGATE_IDENTITY_TLS_*`: serve gRPC over TLS, optionally requiring client certificates.
+    pub tls: Option<ashgate_identity_client::tls::ServerTls>,
     /// `PHOENIX_SMTP_*`: password-reset mail; `None` when not configured.
     pub smtp: Option<crate::mailer::SmtpConfig>,
 }
@@ -165,16 +167,18 @@ impl IdentityConfig {
                 .try_into()
                 .unwrap_or(cores),
             smtp: crate::mailer::SmtpConfig::from_env(env)?,
+            tls: ashgate_identity_client::tls::ServerTls::from_env(env)?,
         })
     }
 
     /// identity-svc running on its own must be told the internal service credential (when
     /// auth is on), or no other service could verify anything through it.
     pub fn require_internal_token(self) -> Result<Self, ConfigError> {
-        if self.auth_enabled && self.internal_token.is_none() {
+        let mutual_tls = self.tls.as_ref().is_some_and(|tls| tls.is_mutual());
+        if self.auth_enabled && self.internal_token.is_none() && !mutual_tls {
             return Err(ConfigError::new(
                 "ASHGATE_INTERNAL_TOKEN",
-                "is required when identity-svc runs as its own process with PHOENIX_ENABLE_AUTH=true",
+                "is required when identity-svc runs as its own process with PHOENIX_ENABLE_AUTH=true (or use mTLS: ASHGATE_IDENTITY_TLS_CLIENT_CA_FILE)",
             ));
         }
         Ok(self)

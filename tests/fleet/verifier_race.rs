@@ -86,6 +86,7 @@ async fn a_stale_answer_right_after_a_revocation_is_not_cached() {
         max_cache_ttl: Duration::from_secs(60),
         negative_cache_ttl: Duration::from_secs(2),
         cache_capacity: 100,
+        tls: Default::default(),
     })
     .unwrap();
     let started = Instant::now();

@@ -9,6 +9,7 @@ mod matrix;
 mod revocation;
 mod seeding;
 mod sessions;
+mod tls;
 
 use ashgate_testkit::identity::IdentityFixture;
 use tonic::Code;

@@ -13,6 +13,7 @@ mod layer;
 mod principal;
 pub mod process;
 pub mod secret;
+pub mod tls;
 mod verifier;
 
 pub use error::{AuthError, ClientError};

@@ -44,6 +44,8 @@ pub struct VerifierConfig {
     pub negative_cache_ttl: Duration,
     /// Entries kept at most.
     pub cache_capacity: u64,
+    /// For `https://` identity URLs: the CA to trust and this service's client certificate.
+    pub tls: crate::tls::ClientTls,
 }
 
 impl std::fmt::Debug for VerifierConfig {
@@ -55,6 +57,7 @@ impl std::fmt::Debug for VerifierConfig {
             .field("max_cache_ttl", &self.max_cache_ttl)
             .field("negative_cache_ttl", &self.negative_cache_ttl)
             .field("cache_capacity", &self.cache_capacity)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -85,6 +88,7 @@ impl VerifierConfig {
             max_cache_ttl: Duration::from_secs(env.u64_in("ASHGATE_VERIFY_CACHE_SECONDS", 60, 0, 3_600)?),
             negative_cache_ttl: Duration::from_secs(2),
             cache_capacity: 100_000,
+            tls: crate::tls::ClientTls::from_env(env)?,
         })
     }
 }
@@ -155,7 +159,7 @@ impl CredentialVerifier {
             .identity_urls
             .iter()
             .map(|url| {
-                Endpoint::from_str(url).map(|e| {
+                crate::tls::endpoint(url, &config.tls).map(|e| {
                     e.connect_timeout(Duration::from_secs(1))
                         .timeout(Duration::from_secs(3))
                         .tcp_nodelay(true)

@@ -85,7 +85,11 @@ impl IdentityServer {
             health.set_not_serving::<AuthServiceServer<auth::AuthApi>>().await;
             health.set_not_serving::<InternalServiceServer<internal::InternalApi>>().await;
         };
-        Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = &identity.config().tls {
+            builder = builder.tls_config(tls.tonic_config())?;
+        }
+        builder
             .http2_keepalive_interval(Some(Duration::from_secs(5)))
             .http2_keepalive_timeout(Some(Duration::from_secs(5)))
             .tcp_nodelay(true)
@@ -133,7 +137,13 @@ fn bearer<T>(request: &Request<T>) -> Option<String> {
     parse_bearer(value).map(str::to_owned)
 }
 
+/// An ashgate service: it presents the internal token, or (mTLS) a client certificate the
+/// TLS handshake verified against `ASHGATE_IDENTITY_TLS_CLIENT_CA_FILE`.
 fn is_internal<T>(identity: &Identity, request: &Request<T>) -> bool {
+    let mutual_tls = identity.config().tls.as_ref().is_some_and(|tls| tls.is_mutual());
+    if mutual_tls && request.peer_certs().is_some_and(|certs| !certs.is_empty()) {
+        return true;
+    }
     let presented = request.metadata().get(INTERNAL_TOKEN_METADATA).and_then(|v| v.to_str().ok());
     identity.is_internal_caller(presented)
 }

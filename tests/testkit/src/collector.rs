@@ -118,6 +118,7 @@ pub fn verifier_config(identity_url: &str, internal_token: &str) -> VerifierConf
         max_cache_ttl: Duration::from_secs(60),
         negative_cache_ttl: Duration::from_secs(2),
         cache_capacity: 10_000,
+        tls: Default::default(),
     }
 }
 

@@ -28,6 +28,7 @@ pub fn verifier_config(identity: &IdentityFixture) -> VerifierConfig {
         max_cache_ttl: Duration::from_secs(60),
         negative_cache_ttl: Duration::from_secs(2),
         cache_capacity: 10_000,
+        tls: Default::default(),
     }
 }
 
@@ -71,13 +72,6 @@ impl GatewayFixture {
         // Named through the collector crate, which re-exports the identity client's verifier.
         let collector_verifier = if auth_enabled {
             let config = verifier_config(&identity);
-            let config = ashgate_collector::auth::VerifierConfig {
-                identity_urls: config.identity_urls,
-                internal_token: config.internal_token,
-                max_cache_ttl: config.max_cache_ttl,
-                negative_cache_ttl: config.negative_cache_ttl,
-                cache_capacity: config.cache_capacity,
-            };
             ashgate_collector::auth::CredentialVerifier::connect(config)
                 .unwrap_or_else(|e| panic!("verifier: {e}"))
         } else {

@@ -153,6 +153,7 @@ impl IdentityFixture {
             max_cache_ttl: std::time::Duration::from_secs(60),
             negative_cache_ttl: std::time::Duration::from_secs(2),
             cache_capacity: 10_000,
+            tls: Default::default(),
         };
         ashgate_identity_client::CredentialVerifier::connect(configure(config)).expect("verifier")
     }
