@@ -28,7 +28,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     match Credential::of(&headers) {
-        Credential::Bearer(token) | Credential::Cookie(token) => assert!(!token.is_empty() && token.len() <= 4096),
+        Credential::Bearer(token) | Credential::Cookie(token) => {
+            assert!(!token.is_empty() && token.len() <= 4096)
+        }
         Credential::Malformed | Credential::None => {}
     }
     for name in [ACCESS_COOKIE, REFRESH_COOKIE] {

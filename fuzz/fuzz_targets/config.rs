@@ -53,7 +53,10 @@ const VARS: &[&str] = &[
 
 fuzz_target!(|data: &[u8]| {
     let working_dir = std::env::temp_dir().join("ashgate-fuzz-config");
-    let mut env = Env::from_pairs([("HOME", "/nonexistent"), ("PHOENIX_WORKING_DIR", working_dir.to_str().unwrap_or("/tmp"))]);
+    let mut env = Env::from_pairs([
+        ("HOME", "/nonexistent"),
+        ("PHOENIX_WORKING_DIR", working_dir.to_str().unwrap_or("/tmp")),
+    ]);
     for line in data.split(|b| *b == b'\n') {
         let Some((selector, value)) = line.split_first() else { continue };
         let var = VARS[usize::from(*selector) % VARS.len()];

@@ -23,6 +23,9 @@ fn check(request: ExportTraceServiceRequest) {
         assert_eq!(row.span_id.len(), 16);
     }
     for resource in &batch.resources {
-        assert!(serde_json::from_str::<serde_json::Value>(resource).is_ok(), "invalid resource JSON: {resource}");
+        assert!(
+            serde_json::from_str::<serde_json::Value>(resource).is_ok(),
+            "invalid resource JSON: {resource}"
+        );
     }
 }

@@ -24,8 +24,9 @@ fn fixtures() -> &'static Fixtures {
     static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
     FIXTURES.get_or_init(|| {
         let codec = TokenCodec::new(&Secret::new(SECRET));
-        let genuine =
-            codec.issue(TokenId { kind: TokenKind::ApiKey, id: 7 }, &Nonce::generate(), 0, None).unwrap_or_default();
+        let genuine = codec
+            .issue(TokenId { kind: TokenKind::ApiKey, id: 7 }, &Nonce::generate(), 0, None)
+            .unwrap_or_default();
         Fixtures { codec, signer: StateSigner::new(Some(&Secret::new(SECRET))), genuine }
     })
 }
@@ -37,7 +38,10 @@ fuzz_target!(|data: &[u8]| {
         // Only our own signature gets here: the fuzzer cannot compute HMAC-SHA256, so a decoded
         // token must be the genuine one (or one of the corpus tokens signed with SECRET).
         assert!(
-            matches!(decoded.id.kind, TokenKind::Access | TokenKind::Refresh | TokenKind::PasswordReset | TokenKind::ApiKey),
+            matches!(
+                decoded.id.kind,
+                TokenKind::Access | TokenKind::Refresh | TokenKind::PasswordReset | TokenKind::ApiKey
+            ),
             "decoded an unknown kind"
         );
         assert!(text.len() <= 2048);
