@@ -93,9 +93,17 @@ async fn sign_in_settings_and_sign_out_in_chromium() {
     let key = browser.value("#new-key-value").await;
     assert!(key.starts_with("ey") && key.len() > 40, "a JWT is shown once: {key}");
     browser.click("#copy-key").await;
-    let copied = browser
-        .script("return document.getElementById('copy-key').textContent === 'Copied' || document.activeElement.id === 'new-key-value'")
-        .await;
+    // The clipboard write resolves asynchronously; give the page a moment (it says "Copied" for 2 s).
+    let mut copied = serde_json::Value::Bool(false);
+    for _ in 0..30 {
+        copied = browser
+            .script("return document.getElementById('copy-key').textContent === 'Copied' || document.activeElement.id === 'new-key-value'")
+            .await;
+        if copied == serde_json::Value::Bool(true) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(copied, serde_json::Value::Bool(true), "the copy button copies or selects the key");
     full_page(&browser, "04-settings-admin-new-system-key").await;
     // The key works, and is not shown again.
