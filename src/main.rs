@@ -1,7 +1,7 @@
 //! `ashgate`: the all-in-one binary (every service in one process on the embedded default),
 //! each service on its own, and operator commands.
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -162,7 +162,9 @@ async fn serve_all(env: &Env) -> anyhow::Result<()> {
 
 async fn reset_password(env: &Env, email: &str, must_change: bool) -> anyhow::Result<()> {
     let config = IdentityConfig::from_env(env)?;
-    eprint!("New password for {email}: ");
+    if std::io::stdin().is_terminal() {
+        eprint!("New password for {email}: ");
+    }
     let mut password = String::new();
     std::io::stdin()
         .lock()

@@ -4,6 +4,7 @@
 //! `ASHGATE_TEST_REDIS_URL` is set.
 
 mod api_keys;
+mod cli;
 mod limits;
 mod matrix;
 mod revocation;
