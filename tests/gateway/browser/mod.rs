@@ -92,7 +92,7 @@ async fn sign_in_settings_and_sign_out_in_chromium() {
     browser.click("#create-system-key-button").await;
     let key = browser.value("#new-key-value").await;
     assert!(key.starts_with("ey") && key.len() > 40, "a JWT is shown once: {key}");
-    browser.click("#copy-key").await;
+    browser.click_in_page("#copy-key").await;
     // The clipboard write resolves asynchronously; give the page a moment (it says "Copied" for 2 s).
     let mut copied = serde_json::Value::Bool(false);
     for _ in 0..30 {

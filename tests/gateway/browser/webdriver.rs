@@ -216,15 +216,35 @@ impl Browser {
         self.post(&format!("/element/{}/value", element.0), json!({"text": text})).await;
     }
 
-    /// Clicks the element matching `css`.
+    /// Clicks the element matching `css` and waits (up to 10 s) for the page the click leads
+    /// to: a click returns before the navigation it starts, and reading the old page meanwhile
+    /// gives stale elements or stale text.
     pub async fn click(&self, css: &str) {
+        let element = self.find(css).await;
+        self.script("window.__ashgateOldPage = true; return true").await;
+        self.post(&format!("/element/{}/click", element.0), json!({})).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let loaded = self
+                .try_script("return window.__ashgateOldPage !== true && document.readyState === 'complete'")
+                .await;
+            if loaded == Some(Value::Bool(true)) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "clicking {css} led to no new page");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Clicks the element matching `css` when the click stays on the page (a copy button).
+    pub async fn click_in_page(&self, css: &str) {
         let element = self.find(css).await;
         self.post(&format!("/element/{}/click", element.0), json!({})).await;
     }
 
     /// Chooses `value` in the `<select>` matching `css`.
     pub async fn select(&self, css: &str, value: &str) {
-        self.click(&format!("{css} option[value=\"{value}\"]")).await;
+        self.click_in_page(&format!("{css} option[value=\"{value}\"]")).await;
     }
 
     /// The visible text of the element matching `css`.
@@ -246,6 +266,16 @@ impl Browser {
     /// Runs a script in the page and returns its result.
     pub async fn script(&self, script: &str) -> Value {
         self.post("/execute/sync", json!({"script": script, "args": []})).await
+    }
+
+    /// Runs a script, or `None` if the browser could not (e.g. while a page is unloading).
+    async fn try_script(&self, script: &str) -> Option<Value> {
+        let url = format!("{}/execute/sync", self.base);
+        let response = self.http.post(url).json(&json!({"script": script, "args": []})).send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        response.json::<Value>().await.ok().map(|v| v["value"].clone())
     }
 
     /// Every cookie of the current page, HttpOnly ones included, as (name, value).
