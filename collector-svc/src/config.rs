@@ -42,6 +42,9 @@ pub struct CollectorConfig {
     pub queue_wait: Duration,
     /// `ASHGATE_OTLP_RETRY_AFTER_SECONDS`: the `Retry-After` sent when the queue is full.
     pub retry_after_secs: u32,
+    /// `ASHGATE_OTLP_BODY_TIMEOUT_SECONDS` (30): longest an export's body may take to arrive,
+    /// over gRPC or HTTP, before it is refused (a trickling client must not hold a decode slot).
+    pub body_timeout: Duration,
     /// `ASHGATE_IDENTITY_URL`, `ASHGATE_INTERNAL_TOKEN`, `ASHGATE_VERIFY_CACHE_SECONDS`: how
     /// credentials are verified with identity-svc (used when `auth_enabled`).
     pub identity: VerifierConfig,
@@ -92,6 +95,12 @@ impl CollectorConfig {
             queue_wait: Duration::from_millis(env.u64_in("ASHGATE_OTLP_QUEUE_WAIT_MS", 2_000, 0, 60_000)?),
             retry_after_secs: u32::try_from(env.u64_in("ASHGATE_OTLP_RETRY_AFTER_SECONDS", 1, 1, 3600)?)
                 .unwrap_or(1),
+            body_timeout: Duration::from_secs(env.u64_in(
+                "ASHGATE_OTLP_BODY_TIMEOUT_SECONDS",
+                30,
+                1,
+                3600,
+            )?),
             identity: VerifierConfig::from_env(env)?,
             writer_hold: None,
         })
@@ -113,6 +122,7 @@ impl fmt::Debug for CollectorConfig {
             .field("max_concurrent_decodes", &self.max_concurrent_decodes)
             .field("queue_wait", &self.queue_wait)
             .field("retry_after_secs", &self.retry_after_secs)
+            .field("body_timeout", &self.body_timeout)
             .field("identity_urls", &self.identity.identity_urls)
             .field("internal_token", &self.identity.internal_token.as_ref().map(|_| "***"))
             .finish_non_exhaustive()

@@ -41,7 +41,7 @@ pub enum Error {
     #[error("Unsupported content encoding: {0}; use gzip or deflate")]
     UnsupportedEncoding(String),
     /// The body did not arrive in time (a slow client must not hold a decode slot forever).
-    #[error("Request body not received within {secs} seconds")]
+    #[error("Request body was not received within {secs} s")]
     BodyTimeout {
         /// The time allowed.
         secs: u64,

@@ -56,6 +56,8 @@ pub struct Ingest {
     pub max_message_bytes: usize,
     /// Longest wait for a decode slot or for queue room before "retry later".
     pub queue_wait: Duration,
+    /// Longest a request body may take to arrive.
+    pub body_timeout: Duration,
 }
 
 impl Ingest {

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ashgate_proto::collector::span_query_service_server::SpanQueryServiceServer;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore, watch};
 use tonic::codec::CompressionEncoding;
@@ -60,6 +59,7 @@ impl Collector {
             decodes: Arc::new(Semaphore::new(config.max_concurrent_decodes)),
             max_message_bytes: config.max_message_bytes,
             queue_wait: config.queue_wait,
+            body_timeout: config.body_timeout,
         });
         Ok(Self { config, verifier, grpc, http, store, ingest, jobs })
     }
@@ -117,12 +117,10 @@ impl Collector {
         });
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<TraceServiceServer<OtlpTraceService>>().await;
+        health.set_serving::<OtlpTraceService>().await;
         health.set_serving::<SpanQueryServiceServer<SpanQuery>>().await;
 
-        let trace = TraceServiceServer::new(OtlpTraceService::new(ingest.clone()))
-            .accept_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(config.max_message_bytes);
+        let trace = OtlpTraceService::new(ingest.clone());
         let trace = AuthLayer::new(verifier.clone())
             .deny_viewers()
             .layer(ExportGuardLayer::new(ingest.clone()).layer(trace));
@@ -137,7 +135,7 @@ impl Collector {
         let grpc_server = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .add_service(health_service)
-            .add_service(Named::<_, TraceServiceServer<OtlpTraceService>>::new(trace))
+            .add_service(Named::<_, OtlpTraceService>::new(trace))
             .add_service(Named::<_, SpanQueryServiceServer<SpanQuery>>::new(query))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(grpc).with_nodelay(Some(true)),
@@ -161,7 +159,7 @@ impl Collector {
         let (grpc_result, http_result) = tokio::join!(grpc_server, http_server);
 
         // Servers are drained: every answered export is committed. Write what is left, then stop.
-        health.set_not_serving::<TraceServiceServer<OtlpTraceService>>().await;
+        health.set_not_serving::<OtlpTraceService>().await;
         let _ = stop_writers.send(true);
         for writer in writers {
             let _ = writer.await;

@@ -8,18 +8,27 @@ use ashgate_testkit::collector::CollectorFixture;
 use ashgate_testkit::collector::deps::ashgate_collector::WriterHold;
 use ashgate_testkit::collector::deps::ashgate_collector::auth::CredentialVerifier;
 use ashgate_testkit::collector::deps::ashgate_collector::store::Store;
+use ashgate_testkit::collector::deps::opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use ashgate_testkit::collector::deps::reqwest::StatusCode;
+use ashgate_testkit::collector::deps::tonic_prost::ProstCodec;
 use ashgate_testkit::collector::deps::tonic_types::StatusExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::Code;
 
 use crate::{encode, export_request, http_client, spans, trace_client};
 
-async fn queue_depth(collector: &CollectorFixture) -> u64 {
+async fn metric(collector: &CollectorFixture, name: &str) -> u64 {
     let text = http_client().get(collector.http_url("/metrics")).send().await.unwrap().text().await.unwrap();
     text.lines()
-        .find_map(|l| l.strip_prefix("ashgate_collector_queue_depth_spans "))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.parse().ok())
-        .unwrap()
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+async fn queue_depth(collector: &CollectorFixture) -> u64 {
+    metric(collector, "ashgate_collector_queue_depth_spans").await
 }
 
 #[tokio::test]
@@ -132,7 +141,8 @@ async fn export_that_does_not_fit_waits_a_bounded_time() {
     let hold = WriterHold::new();
     let collector = CollectorFixture::start_with(CredentialVerifier::disabled(), |c| {
         c.queue_capacity_spans = 200;
-        c.queue_wait = Duration::from_millis(300);
+        // Long enough that the room made below appears within it even on a loaded machine.
+        c.queue_wait = Duration::from_millis(1_500);
         c.writer_hold = Some(hold.clone());
     })
     .await;
@@ -141,7 +151,7 @@ async fn export_that_does_not_fit_waits_a_bounded_time() {
     while queue_depth(&collector).await < 150 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // 100 spans do not fit in the 50 left: refused after waiting the configured 300 ms.
+    // 100 spans do not fit in the 50 left: refused after waiting the configured 1.5 s.
     let started = std::time::Instant::now();
     let status =
         trace_client(&collector).await.export(export_request(None, spans(2, 100, 1_000))).await.unwrap_err();
@@ -149,7 +159,7 @@ async fn export_that_does_not_fit_waits_a_bounded_time() {
         (status.code(), status.message()),
         (Code::ResourceExhausted, "Server is at capacity, retry later")
     );
-    assert!(started.elapsed() >= Duration::from_millis(300), "answered after {:?}", started.elapsed());
+    assert!(started.elapsed() >= Duration::from_millis(1_500), "answered after {:?}", started.elapsed());
 
     // Room that appears within the wait is used.
     let mut client = trace_client(&collector).await;
@@ -159,4 +169,71 @@ async fn export_that_does_not_fit_waits_a_bounded_time() {
     first.await.unwrap().unwrap();
     second.await.unwrap().unwrap();
     assert_eq!(collector.span_count().await, 250);
+}
+
+/// An export whose body never finishes holds its decode slot only until
+/// `ASHGATE_OTLP_BODY_TIMEOUT_SECONDS`: gRPC answers DEADLINE_EXCEEDED, HTTP 408, and an export
+/// waiting behind it for the only slot goes through. (Before: a gRPC body had no deadline, so a
+/// trickling client kept the slot, and with it every other export, for as long as it liked.)
+#[tokio::test]
+async fn unfinished_bodies_are_cut_off_and_free_their_decode_slot() {
+    let collector = CollectorFixture::start_with(CredentialVerifier::disabled(), |c| {
+        c.body_timeout = Duration::from_secs(1);
+        c.max_concurrent_decodes = 1;
+        c.queue_wait = Duration::from_secs(20);
+    })
+    .await;
+
+    // gRPC: the request's headers arrive, its message never does.
+    let channel =
+        tonic::transport::Channel::from_shared(collector.grpc_endpoint()).unwrap().connect().await.unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let stalled = grpc.client_streaming(
+        tonic::Request::new(futures::stream::pending::<ExportTraceServiceRequest>()),
+        tonic::codegen::http::uri::PathAndQuery::from_static(
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        ),
+        ProstCodec::<ExportTraceServiceRequest, ExportTraceServiceResponse>::default(),
+    );
+    let behind = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        trace_client(&collector).await.export(export_request(None, spans(1, 10, 1_000))).await
+    };
+    let (stalled, behind) =
+        tokio::time::timeout(Duration::from_secs(15), async { tokio::join!(stalled, behind) })
+            .await
+            .expect("an unfinished gRPC body was never cut off");
+    let status = stalled.unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (Code::DeadlineExceeded, "Request body was not received within 1 s")
+    );
+    assert_eq!(behind.unwrap().into_inner().partial_success, None);
+
+    // HTTP: 40 of 100 announced bytes, then nothing.
+    let mut stream = tokio::net::TcpStream::connect(collector.http_addr).await.unwrap();
+    stream
+        .write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100\r\n\r\n")
+        .await
+        .unwrap();
+    stream.write_all(&[0u8; 40]).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(15), async {
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&answer).ends_with(" s") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(read.is_ok(), "an unfinished HTTP body was never cut off: {answer:?}");
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nRequest body was not received within 1 s"), "{answer}");
+
+    assert_eq!(metric(&collector, "ashgate_collector_refused_exports_total{reason=\"invalid\"}").await, 2);
+    assert_eq!(collector.span_count().await, 10);
 }

@@ -93,10 +93,23 @@ async fn undecodable_message_is_refused() {
         .unary(tonic::Request::new(Project { id: 5, ..Default::default() }), path, codec)
         .await
         .unwrap_err();
-    // tonic answers undecodable requests INTERNAL, as grpc-go does.
-    assert_eq!(status.code(), Code::Internal);
-    assert!(status.message().starts_with("failed to decode Protobuf message"), "{}", status.message());
+    // OTLP: "data that cannot be decoded" is INVALID_ARGUMENT, so exporters do not retry it
+    // (tonic's own codec would answer INTERNAL). The words are OTLP/HTTP's 400's.
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("Invalid OTLP protobuf: failed to decode Protobuf message"),
+        "{}",
+        status.message()
+    );
     assert_eq!(collector.span_count().await, 0);
+    // An unknown method of the service is UNIMPLEMENTED, as from a generated server.
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Import",
+    );
+    let codec = ProstCodec::<Project, ExportTraceServiceResponse>::default();
+    grpc.ready().await.unwrap();
+    let status = grpc.unary(tonic::Request::new(Project::default()), path, codec).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented);
 }
 
 async fn reqwest_text(url: &str) -> String {

@@ -3,7 +3,6 @@
 mod body;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -23,9 +22,6 @@ use crate::auth::CredentialVerifier;
 use crate::error::Error;
 use crate::ingest::{ExportOutcome, Ingest};
 use crate::store::Store;
-
-/// Time allowed for a request body to arrive while it holds a decode slot.
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Header that names the project for every span of the request (Phoenix's override).
 const PROJECT_HEADER: &str = "x-project-name";
@@ -92,9 +88,9 @@ async fn export(state: &HttpState, headers: &HeaderMap, body: Body) -> Result<Ex
         .map(str::to_owned);
     let permit = ingest.decode_permit().await.map_err(|e| (e, false))?;
     let limit = ingest.max_message_bytes;
-    let raw = tokio::time::timeout(BODY_TIMEOUT, body::read_limited(headers, body, limit))
+    let raw = tokio::time::timeout(ingest.body_timeout, body::read_limited(headers, body, limit))
         .await
-        .map_err(|_| (Error::BodyTimeout { secs: BODY_TIMEOUT.as_secs() }, false))?
+        .map_err(|_| (Error::BodyTimeout { secs: ingest.body_timeout.as_secs() }, false))?
         .map_err(|e| (e, false))?;
     let request = body::decode(raw, encoding, format, limit).await.map_err(|e| (e, false))?;
     // `Ingest::export` counts its own refusals.
