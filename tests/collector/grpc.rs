@@ -102,6 +102,17 @@ async fn undecodable_message_is_refused() {
         status.message()
     );
     assert_eq!(collector.span_count().await, 0);
+    // No message at all is a gRPC protocol error, which tonic answers INTERNAL.
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    );
+    let codec = ProstCodec::<Project, ExportTraceServiceResponse>::default();
+    grpc.ready().await.unwrap();
+    let status = grpc
+        .client_streaming(tonic::Request::new(futures::stream::empty::<Project>()), path, codec)
+        .await
+        .unwrap_err();
+    assert_eq!((status.code(), status.message()), (Code::Internal, "Missing request message."));
     // An unknown method of the service is UNIMPLEMENTED, as from a generated server.
     let path = tonic::codegen::http::uri::PathAndQuery::from_static(
         "/opentelemetry.proto.collector.trace.v1.TraceService/Import",
