@@ -1,6 +1,6 @@
 //! One export, whatever the transport: convert, queue, wait for the commit, count.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -24,23 +24,6 @@ pub struct ExportOutcome {
     pub rejected_spans: u64,
     /// Why, when any were.
     pub message: Option<String>,
-}
-
-/// A permit to read and decode one request body; bounds the memory held by bodies in flight.
-/// Shared through request extensions (which must be `Clone`), taken once by the handler.
-#[derive(Clone, Debug, Default)]
-pub struct DecodeSlot(Arc<Mutex<Option<OwnedSemaphorePermit>>>);
-
-impl DecodeSlot {
-    /// Holds `permit` until taken or dropped.
-    pub fn new(permit: OwnedSemaphorePermit) -> Self {
-        Self(Arc::new(Mutex::new(Some(permit))))
-    }
-
-    /// Takes the permit out; dropping it frees the slot.
-    pub fn take(&self) -> Option<OwnedSemaphorePermit> {
-        self.0.lock().ok().and_then(|mut slot| slot.take())
-    }
 }
 
 /// The ingest path shared by OTLP/gRPC and OTLP/HTTP.

@@ -14,7 +14,7 @@ use tower::Layer as _;
 use crate::auth::{AuthLayer, CredentialVerifier};
 use crate::config::CollectorConfig;
 use crate::error::Error;
-use crate::grpc::{ExportGuardLayer, Named, OtlpTraceService, SpanQuery};
+use crate::grpc::{Named, OtlpTraceService, SpanQuery};
 use crate::http::{HttpState, router};
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
@@ -120,10 +120,8 @@ impl Collector {
         health.set_serving::<OtlpTraceService>().await;
         health.set_serving::<SpanQueryServiceServer<SpanQuery>>().await;
 
-        let trace = OtlpTraceService::new(ingest.clone());
-        let trace = AuthLayer::new(verifier.clone())
-            .deny_viewers()
-            .layer(ExportGuardLayer::new(ingest.clone()).layer(trace));
+        let trace =
+            AuthLayer::new(verifier.clone()).deny_viewers().layer(OtlpTraceService::new(ingest.clone()));
         let query = SpanQueryServiceServer::new(SpanQuery::new(store.clone()))
             .accept_compressed(CompressionEncoding::Gzip);
         let query = AuthLayer::new(verifier.clone()).layer(query);

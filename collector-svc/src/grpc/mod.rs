@@ -1,13 +1,12 @@
 //! The gRPC listener's services: OTLP `TraceService`, `SpanQueryService`, health.
 
-mod guard;
+mod deadline;
 mod query;
 mod trace;
 
 use std::marker::PhantomData;
 use std::task::{Context, Poll};
 
-pub use guard::ExportGuardLayer;
 pub use query::SpanQuery;
 pub use trace::OtlpTraceService;
 

@@ -1,5 +1,7 @@
 //! OTLP/gRPC `TraceService/Export`. Authentication (viewers refused) has already run in the
-//! tower layer, so this never checks capacity for an unauthenticated caller.
+//! tower layer, so this never checks capacity for an unauthenticated caller. Then, in order:
+//! refuse at once while the queue is full, take a decode slot (held while tonic reads and
+//! decodes the body, and until the export is queued), give the body a deadline, decode, export.
 //!
 //! Served by hand rather than by `opentelemetry-proto`'s generated server so that the request
 //! codec is ours: OTLP requires INVALID_ARGUMENT for a request that cannot be decoded, where
@@ -9,6 +11,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use http::HeaderValue;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -19,13 +22,18 @@ use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 use tonic_prost::ProstEncoder;
 
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::deadline::DeadlineBody;
 use crate::auth::{AuthError, Principal};
 use crate::error::Error;
-use crate::ingest::{DecodeSlot, Ingest};
+use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 
 /// The one method of the service.
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+const GRPC_STATUS: &str = "grpc-status";
+const OUT_OF_RANGE: &str = "11";
 
 /// The OTLP trace receiver: a tower service for tonic's router.
 #[derive(Debug, Clone)]
@@ -63,18 +71,45 @@ where
         }
         let ingest = self.ingest.clone();
         Box::pin(async move {
+            // Do not read and decode a body the queue could not take anyway.
+            if ingest.queue.is_full() {
+                let error = ingest.queue.full_error();
+                ingest.metrics.record_refused(&error, None);
+                return Ok(Status::from(error).into_http());
+            }
+            let permit = match ingest.decode_permit().await {
+                Ok(permit) => permit,
+                Err(error) => return Ok(Status::from(error).into_http()),
+            };
+            // The deadline runs from here: the body is read while the slot is held.
+            let request =
+                request.map(|body| DeadlineBody::new(body, ingest.body_timeout, ingest.metrics.clone()));
             let codec = ExportCodec { metrics: ingest.metrics.clone() };
             let mut grpc = Grpc::new(codec)
                 .accept_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(ingest.max_message_bytes);
-            Ok(grpc.unary(Export { ingest }, request).await)
+            let mut response =
+                grpc.unary(Export { ingest: ingest.clone(), permit: Some(permit) }, request).await;
+            // The handler never answers OUT_OF_RANGE, so this is tonic's message-size check;
+            // OTLP exporters (and the issue) expect RESOURCE_EXHAUSTED.
+            if response.headers().get(GRPC_STATUS).is_some_and(|s| s == OUT_OF_RANGE) {
+                let error = Error::TooLarge { limit: ingest.max_message_bytes };
+                ingest.metrics.record_refused(&error, None);
+                let headers = response.headers_mut();
+                headers.insert(GRPC_STATUS, HeaderValue::from(tonic::Code::ResourceExhausted as i32));
+                if let Ok(message) = HeaderValue::from_str(&error.to_string()) {
+                    headers.insert("grpc-message", message);
+                }
+            }
+            Ok(response)
         })
     }
 }
 
-/// The handler, called with a decoded request.
+/// The handler, called with a decoded request; owns the request's decode slot.
 struct Export {
     ingest: Arc<Ingest>,
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl UnaryService<ExportTraceServiceRequest> for Export {
@@ -82,8 +117,8 @@ impl UnaryService<ExportTraceServiceRequest> for Export {
     type Future = BoxFuture<Response<Self::Response>, Status>;
 
     fn call(&mut self, request: Request<ExportTraceServiceRequest>) -> Self::Future {
-        let ingest = self.ingest.clone();
-        Box::pin(async move { export(&ingest, request).await })
+        let (ingest, permit) = (self.ingest.clone(), self.permit.take());
+        Box::pin(async move { export(&ingest, request, permit).await })
     }
 }
 
@@ -91,13 +126,13 @@ impl UnaryService<ExportTraceServiceRequest> for Export {
 async fn export(
     ingest: &Ingest,
     request: Request<ExportTraceServiceRequest>,
+    permit: Option<OwnedSemaphorePermit>,
 ) -> Result<Response<ExportTraceServiceResponse>, Status> {
     let Some(principal) = request.extensions().get::<Principal>().cloned() else {
         // The auth layer always sets one; refuse rather than store spans without an owner.
         return Err(Error::Auth(AuthError::Missing).into());
     };
     tracing::Span::current().record("user_id", principal.user_id);
-    let permit = request.extensions().get::<DecodeSlot>().and_then(DecodeSlot::take);
     let outcome = ingest.export(request.into_inner(), None, &principal, permit).await?;
     tracing::Span::current().record("spans", outcome.accepted_spans);
     Ok(Response::new(ExportTraceServiceResponse {
