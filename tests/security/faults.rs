@@ -17,7 +17,7 @@ use ashgate_testkit::collector::deps::sqlx::{self, Connection as _, Executor as 
 use ashgate_testkit::faults::{Mode, TcpProxy};
 use ashgate_testkit::gateway::GatewayFixture;
 use ashgate_testkit::gateway::deps::reqwest;
-use ashgate_testkit::identity::{INTERNAL_TOKEN, IdentityFixture, TEST_REDIS_ENV};
+use ashgate_testkit::identity::{ADMIN_SECRET, INTERNAL_TOKEN, IdentityFixture, TEST_REDIS_ENV};
 use ashgate_testkit::oidc::OidcProvider;
 use ashgate_testkit::smtp::SmtpServer;
 use tonic::Code;
@@ -256,8 +256,10 @@ async fn redis_gone_and_back() {
 
 /// The SMTP server down, then hanging, then back: the reset request answers 204 at once each
 /// time (mail goes out in the background, failures are counted), and once the server is back
-/// the next request's mail arrives, without a restart. An address with a mail header smuggled
-/// into it sends nothing.
+/// the next request's mail arrives, without a restart. A reset request whose address has a
+/// `Bcc:` header smuggled into it (CR/LF) still answers 204, and every message the server
+/// received went to the real user's address only, with no smuggled header anywhere. Such an
+/// address cannot belong to a user in the first place: creating one is refused with 422.
 #[tokio::test]
 async fn smtp_down_hanging_and_back() {
     let smtp = SmtpServer::start().await;
@@ -314,13 +316,31 @@ async fn smtp_down_hanging_and_back() {
 
     proxy.set(Mode::Forward);
     assert_eq!(request("mailee\r\nBcc: mallory@evil.test").await.0, 204);
+    assert_eq!(request("mailee@example.com\r\nBcc: mallory@evil.test").await.0, 204);
     assert_eq!(request("mailee@example.com").await.0, 204);
     let mails = smtp.wait_for(1).await;
     assert!(mails[0].reset_link().is_some());
     tokio::time::sleep(Duration::from_millis(500)).await;
     for mail in smtp.messages() {
         assert!(!format!("{mail:?}").contains("mallory"), "a smuggled header reached the mail: {mail:?}");
+        assert_eq!(mail.rcpt_tos, ["mailee@example.com"], "a mail went to someone else: {mail:?}");
     }
+
+    // No user can own an address with CR/LF in it: the admin's create is refused.
+    let response = GatewayFixture::client()
+        .post(fixture.url("/v1/users"))
+        .bearer_auth(ADMIN_SECRET)
+        .json(&serde_json::json!({"user": {
+            "email": "mallory@example.com\r\nBcc: mallory@evil.test",
+            "username": "mallory",
+            "role": "MEMBER",
+            "auth_method": "LOCAL",
+            "password": "mallory-pass-1",
+        }}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_text(response).await, (422, "Invalid email address".to_owned()));
 }
 
 /// An OpenID Provider that hangs while the gateway starts and while someone signs in: the
