@@ -193,10 +193,14 @@ async fn slow_headers_slow_bodies_and_idle_connections_are_cut_off() {
 }
 
 /// More connections than `ASHGATE_HTTP_MAX_CONNECTIONS` are closed at once; the ones within
-/// the cap are served, and capacity comes back as connections end.
+/// the cap are held open (a 30 s header deadline, so they do not end on their own during the
+/// test), and capacity comes back only when they end.
 #[tokio::test]
 async fn connections_over_the_cap_are_closed_at_once() {
-    let fixture = strict_gateway().await;
+    let fixture = GatewayFixture::start_with(true, |env| {
+        env.with("ASHGATE_HTTP_HEADER_TIMEOUT_SECONDS", "30").with("ASHGATE_HTTP_MAX_CONNECTIONS", "40")
+    })
+    .await;
     let mut held = Vec::new();
     for _ in 0..40 {
         held.push(TcpStream::connect(fixture.addr).await.unwrap());
@@ -207,6 +211,21 @@ async fn connections_over_the_cap_are_closed_at_once() {
         closed_within(&mut extra, Duration::from_millis(900)).await.is_some(),
         "the 41st connection was kept"
     );
+    // While the 40 are held, the cap stays full: a request is not served.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let answer = raw_exchange(
+        fixture.addr,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!(status_of(&answer), 0, "served over the cap: {answer:?}");
+    for stream in &mut held {
+        assert!(
+            closed_within(stream, Duration::from_millis(1)).await.is_none(),
+            "a held connection ended on its own"
+        );
+    }
     drop(held);
     let served = crate::support::eventually(Duration::from_secs(5), || async {
         let answer = raw_exchange(
