@@ -54,22 +54,21 @@ pub async fn run(
     // Machine-readable line for supervisors and tests, as collector-svc prints.
     println!("identity-svc listening grpc={grpc_addr} http={http_addr}");
 
+    // `/readyz` outlives the gRPC server: it answers 503 "shutting down" while the last calls
+    // finish, and stops only after them.
     let drain = ops.drain_handle();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let until_stopped = move || {
-        let mut stopped = stopped.clone();
-        async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        }
-    };
-    let ops_task = tokio::spawn(ops.serve(until_stopped()));
-    tokio::spawn(async move {
-        shutdown.await;
-        tracing::info!("identity-svc shutting down: finishing in-flight calls");
-        drain.start_draining();
-        let _ = stop.send(true);
-    });
-    server.serve(until_stopped()).await?;
+    let (stop_ops, ops_stopped) = tokio::sync::oneshot::channel::<()>();
+    let ops_task = tokio::spawn(ops.serve(async move {
+        let _ = ops_stopped.await;
+    }));
+    server
+        .serve(async move {
+            shutdown.await;
+            tracing::info!("identity-svc shutting down: finishing in-flight calls");
+            drain.start_draining();
+        })
+        .await?;
+    let _ = stop_ops.send(());
     ops_task.await??;
     identity.shutdown().await;
     tracing::info!("identity-svc stopped");

@@ -26,40 +26,34 @@ use tokio::net::TcpListener;
 
 use crate::identity::Identity;
 
-/// Distinct RPC paths counted at most; anything beyond is counted as `other` (a client can send
-/// any path).
-const MAX_METHODS: usize = 64;
-
 /// Counters of the gRPC transport, shared with the `/metrics` route.
 #[derive(Debug, Default)]
 pub struct RpcMetrics {
-    calls: Mutex<BTreeMap<(String, i32), u64>>,
-    durations: Mutex<BTreeMap<String, (u64, Duration)>>,
+    methods: Mutex<BTreeMap<String, MethodStats>>,
+}
+
+/// Calls of one method: how many answered each status code, and their total time.
+#[derive(Debug, Default)]
+struct MethodStats {
+    by_code: BTreeMap<i32, u64>,
+    total: Duration,
 }
 
 impl RpcMetrics {
     /// One answered call of `method` (a gRPC path) with `code` after `elapsed` (until the
     /// response headers, so a stream counts its start).
     pub fn record(&self, method: &str, code: i32, elapsed: Duration) {
-        let known = method.starts_with("/ashgate.") || method.starts_with("/grpc.");
-        let method = if known { method } else { "other" };
-        if let Ok(mut calls) = self.calls.lock() {
-            let method = if calls.len() >= MAX_METHODS && !calls.contains_key(&(method.to_owned(), code)) {
-                "other"
-            } else {
-                method
-            };
-            *calls.entry((method.to_owned(), code)).or_default() += 1;
+        // tonic answers UNIMPLEMENTED for every path it does not route, and no ashgate method
+        // does: only routed paths become labels, so a client can neither grow the label set
+        // nor put characters in a label that would break the exposition format.
+        let method = if code == tonic::Code::Unimplemented as i32 { "other" } else { method };
+        let Ok(mut methods) = self.methods.lock() else { return };
+        if !methods.contains_key(method) {
+            methods.insert(method.to_owned(), MethodStats::default());
         }
-        if let Ok(mut durations) = self.durations.lock() {
-            let method = if durations.len() >= MAX_METHODS && !durations.contains_key(method) {
-                "other"
-            } else {
-                method
-            };
-            let entry = durations.entry(method.to_owned()).or_default();
-            entry.0 += 1;
-            entry.1 += elapsed;
+        if let Some(stats) = methods.get_mut(method) {
+            *stats.by_code.entry(code).or_default() += 1;
+            stats.total += elapsed;
         }
     }
 
@@ -68,8 +62,9 @@ impl RpcMetrics {
             "# HELP ashgate_identity_rpc_calls_total gRPC calls answered, by method and status code.\n",
         );
         out.push_str("# TYPE ashgate_identity_rpc_calls_total counter\n");
-        if let Ok(calls) = self.calls.lock() {
-            for ((method, code), count) in calls.iter() {
+        let Ok(methods) = self.methods.lock() else { return };
+        for (method, stats) in methods.iter() {
+            for (code, count) in &stats.by_code {
                 let _ = writeln!(
                     out,
                     "ashgate_identity_rpc_calls_total{{method=\"{method}\",code=\"{}\"}} {count}",
@@ -79,18 +74,17 @@ impl RpcMetrics {
         }
         out.push_str("# HELP ashgate_identity_rpc_duration_seconds Time to answer gRPC calls, by method.\n");
         out.push_str("# TYPE ashgate_identity_rpc_duration_seconds summary\n");
-        if let Ok(durations) = self.durations.lock() {
-            for (method, (count, total)) in durations.iter() {
-                let _ = writeln!(
-                    out,
-                    "ashgate_identity_rpc_duration_seconds_sum{{method=\"{method}\"}} {:.6}",
-                    total.as_secs_f64()
-                );
-                let _ = writeln!(
-                    out,
-                    "ashgate_identity_rpc_duration_seconds_count{{method=\"{method}\"}} {count}"
-                );
-            }
+        for (method, stats) in methods.iter() {
+            let _ = writeln!(
+                out,
+                "ashgate_identity_rpc_duration_seconds_sum{{method=\"{method}\"}} {:.6}",
+                stats.total.as_secs_f64()
+            );
+            let _ = writeln!(
+                out,
+                "ashgate_identity_rpc_duration_seconds_count{{method=\"{method}\"}} {}",
+                stats.by_code.values().sum::<u64>()
+            );
         }
     }
 }
@@ -151,7 +145,8 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = request.uri().path().to_owned();
+        // A Uri clone shares its bytes: no allocation per call.
+        let uri = request.uri().clone();
         let started = Instant::now();
         let metrics = self.metrics.clone();
         let response = self.inner.call(request);
@@ -168,7 +163,7 @@ where
                     .unwrap_or(0),
                 Err(_) => tonic::Code::Unknown as i32,
             };
-            metrics.record(&method, code, started.elapsed());
+            metrics.record(uri.path(), code, started.elapsed());
             response
         })
     }
@@ -235,7 +230,15 @@ impl OpsServer {
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
             .with_state(self.state);
-        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await
+        // Not `axum::serve`: it runs hyper without a timer, so idle and half-sent connections
+        // (slowloris) would live for ever.
+        ashgate_identity_client::http_server::serve(
+            self.listener,
+            app,
+            ashgate_identity_client::http_server::ConnectionLimits::default(),
+            shutdown,
+        )
+        .await
     }
 }
 
