@@ -4,7 +4,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use ashgate_identity_client::env::Env;
 use ashgate_proto::identity as pb;
 use ashgate_testkit::gateway::GatewayFixture;
 use ashgate_testkit::smtp::{SMTP_USERNAME, SmtpServer};
@@ -13,28 +12,6 @@ use serde_json::json;
 use crate::support::{assert_401, login_cookies, status_text};
 
 const EMAIL: &str = "carol@example.com";
-
-/// identity-svc sending through `smtp` (its env adjusted by `extra`), the gateway showing the
-/// "forgot password" link.
-async fn gateway_with_smtp(smtp_env: Vec<(&'static str, String)>, extra: &[(&str, &str)]) -> GatewayFixture {
-    let extra: Vec<(String, String)> =
-        extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    let hostname = smtp_env.iter().find(|(k, _)| *k == "PHOENIX_SMTP_HOSTNAME").map(|(_, v)| v.clone());
-    GatewayFixture::start_configured(
-        true,
-        move |mut env: Env| {
-            for (k, v) in smtp_env.iter().cloned().chain(extra.iter().map(|(k, v)| (k.as_str(), v.clone()))) {
-                env = env.with(k, v);
-            }
-            env
-        },
-        move |env| match hostname {
-            Some(host) => env.with("PHOENIX_SMTP_HOSTNAME", host),
-            None => env,
-        },
-    )
-    .await
-}
 
 /// A local user `carol` who has changed her initial password; returns her id.
 async fn carol(fixture: &GatewayFixture) -> i64 {
@@ -72,7 +49,7 @@ fn token_of(link: &str) -> String {
 #[tokio::test]
 async fn the_mailed_link_works_once_and_ends_every_session() {
     let smtp = SmtpServer::start().await;
-    let fixture = gateway_with_smtp(smtp.env(), &[]).await;
+    let fixture = GatewayFixture::start_with_smtp(smtp.env(), &[]).await;
     carol(&fixture).await;
     let session = login_cookies(&fixture, EMAIL, "user-password-1").await;
 
@@ -131,8 +108,11 @@ async fn the_mailed_link_works_once_and_ends_every_session() {
 async fn a_new_request_voids_the_old_link_and_links_expire() {
     let smtp = SmtpServer::start().await;
     // 0.05 minutes: links live 3 s here.
-    let fixture =
-        gateway_with_smtp(smtp.env(), &[("PHOENIX_PASSWORD_RESET_TOKEN_EXPIRY_MINUTES", "0.05")]).await;
+    let fixture = GatewayFixture::start_with_smtp(
+        smtp.env(),
+        &[("PHOENIX_PASSWORD_RESET_TOKEN_EXPIRY_MINUTES", "0.05")],
+    )
+    .await;
     carol(&fixture).await;
     assert_eq!(request(&fixture, json!({"email": EMAIL})).await.0, 204);
     smtp.wait_for(1).await;
@@ -161,7 +141,7 @@ async fn the_server_refuses_mail_without_the_right_credentials() {
             *value = "wrong-password".into();
         }
     }
-    let fixture = gateway_with_smtp(env, &[]).await;
+    let fixture = GatewayFixture::start_with_smtp(env, &[]).await;
     carol(&fixture).await;
     assert_eq!(request(&fixture, json!({"email": EMAIL})).await.0, 204, "the request does not wait on SMTP");
     let stats = fixture.identity.identity.mail_stats().expect("SMTP configured");
@@ -205,7 +185,7 @@ async fn a_mail_server_that_is_down_is_logged_and_does_not_block() {
         ("PHOENIX_SMTP_USERNAME", "u".to_owned()),
         ("PHOENIX_SMTP_PASSWORD", "p".to_owned()),
     ];
-    let fixture = gateway_with_smtp(env, &[]).await;
+    let fixture = GatewayFixture::start_with_smtp(env, &[]).await;
     carol(&fixture).await;
     assert_eq!(request(&fixture, json!({"email": EMAIL})).await.0, 204);
     let stats = fixture.identity.identity.mail_stats().expect("SMTP configured");

@@ -263,32 +263,8 @@ async fn redis_gone_and_back() {
 #[tokio::test]
 async fn smtp_down_hanging_and_back() {
     let smtp = SmtpServer::start().await;
-    let mut smtp_env = smtp.env();
-    let port = smtp_env
-        .iter()
-        .find(|(k, _)| *k == "PHOENIX_SMTP_PORT")
-        .map(|(_, v)| v.parse::<u16>().unwrap())
-        .unwrap();
-    let proxy = TcpProxy::start(SocketAddr::from(([127, 0, 0, 1], port))).await.unwrap();
-    for (k, v) in &mut smtp_env {
-        if *k == "PHOENIX_SMTP_PORT" {
-            *v = proxy.addr().port().to_string();
-        }
-        if *k == "PHOENIX_SMTP_HOSTNAME" {
-            *v = "127.0.0.1".into();
-        }
-    }
-    let fixture = GatewayFixture::start_configured(
-        true,
-        move |mut env| {
-            for (k, v) in smtp_env {
-                env = env.with(k, v);
-            }
-            env
-        },
-        |env| env.with("PHOENIX_SMTP_HOSTNAME", "127.0.0.1"),
-    )
-    .await;
+    let proxy = TcpProxy::start(SocketAddr::from(([127, 0, 0, 1], smtp.port))).await.unwrap();
+    let fixture = GatewayFixture::start_with_smtp(smtp.env_with_port(proxy.addr().port()), &[]).await;
     fixture.identity.user_with_role("mailee", pb::Role::Member).await;
     let request = |email: &'static str| {
         let fixture = &fixture;

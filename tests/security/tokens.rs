@@ -139,19 +139,7 @@ async fn forged_and_confused_tokens_are_refused_everywhere() {
 #[tokio::test]
 async fn refresh_reset_and_oauth_state_tokens_are_not_credentials() {
     let smtp = SmtpServer::start().await;
-    let smtp_env = smtp.env();
-    let host = smtp_env.iter().find(|(k, _)| *k == "PHOENIX_SMTP_HOSTNAME").map(|(_, v)| v.clone()).unwrap();
-    let fixture = GatewayFixture::start_configured(
-        true,
-        move |mut env| {
-            for (k, v) in smtp_env {
-                env = env.with(k, v);
-            }
-            env
-        },
-        move |env| env.with("PHOENIX_SMTP_HOSTNAME", host),
-    )
-    .await;
+    let fixture = GatewayFixture::start_with_smtp(smtp.env(), &[]).await;
     let (_, access, _) = member_with_key(&fixture, "misuser").await;
     let (_, refresh) =
         crate::support::gateway_login(&fixture, "misuser@example.com", "user-password-1").await;

@@ -72,18 +72,7 @@ async fn oauth2_sign_in_in_chromium() {
 async fn password_recovery_in_chromium() {
     let Some((chromium, chromedriver)) = browser_binaries() else { return };
     let smtp = SmtpServer::start().await;
-    let smtp_env = smtp.env();
-    let fixture = GatewayFixture::start_configured(
-        true,
-        move |mut env| {
-            for (k, v) in smtp_env {
-                env = env.with(k, v);
-            }
-            env
-        },
-        |env| env.with("PHOENIX_SMTP_HOSTNAME", "127.0.0.1"),
-    )
-    .await;
+    let fixture = GatewayFixture::start_with_smtp(smtp.env(), &[]).await;
     fixture.identity.user_with_role("dave", pb::Role::Member).await;
     let driver = Driver::start(&chromedriver).await;
     let browser = driver.session(&chromium).await;

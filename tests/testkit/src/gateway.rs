@@ -99,6 +99,33 @@ impl GatewayFixture {
         Self { addr, config, identity, collector, shutdown: Some(tx), task: Some(task) }
     }
 
+    /// identity-svc sending mail with `smtp_env` (`PHOENIX_SMTP_*`, e.g. from
+    /// [`crate::smtp::SmtpServer::env`]) and `identity_extra` on top; the gateway offering
+    /// password recovery (it gets `PHOENIX_SMTP_HOSTNAME` when `smtp_env` has it).
+    pub async fn start_with_smtp(
+        smtp_env: Vec<(&'static str, String)>,
+        identity_extra: &[(&str, &str)],
+    ) -> Self {
+        let hostname = smtp_env.iter().find(|(k, _)| *k == "PHOENIX_SMTP_HOSTNAME").map(|(_, v)| v.clone());
+        Self::start_configured(
+            true,
+            |mut env| {
+                for (k, v) in smtp_env {
+                    env = env.with(k, v);
+                }
+                for (k, v) in identity_extra {
+                    env = env.with(k, *v);
+                }
+                env
+            },
+            move |env| match hostname {
+                Some(host) => env.with("PHOENIX_SMTP_HOSTNAME", host),
+                None => env,
+            },
+        )
+        .await
+    }
+
     /// `http://127.0.0.1:<port>` (the origin browsers see).
     pub fn origin(&self) -> String {
         format!("http://{}", self.addr)

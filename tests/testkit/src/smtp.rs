@@ -99,9 +99,15 @@ impl SmtpServer {
 
     /// `PHOENIX_SMTP_*` for identity-svc to send through this server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
+        self.env_with_port(self.port)
+    }
+
+    /// Like [`SmtpServer::env`], with identity-svc sending to `port` on 127.0.0.1 instead (e.g.
+    /// a proxy in front of this server); same credentials and sender.
+    pub fn env_with_port(&self, port: u16) -> Vec<(&'static str, String)> {
         vec![
             ("PHOENIX_SMTP_HOSTNAME", "127.0.0.1".into()),
-            ("PHOENIX_SMTP_PORT", self.port.to_string()),
+            ("PHOENIX_SMTP_PORT", port.to_string()),
             ("PHOENIX_SMTP_USERNAME", SMTP_USERNAME.into()),
             ("PHOENIX_SMTP_PASSWORD", SMTP_PASSWORD.into()),
             ("PHOENIX_SMTP_MAIL_FROM", "ashgate@example.com".into()),
