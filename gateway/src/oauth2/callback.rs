@@ -5,7 +5,7 @@
 //! return URL; failure: Phoenix's 307 to `/login?error=<code>`.
 
 use ashgate_proto::identity as pb;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::response::{IntoResponse as _, Response};
 use base64::Engine as _;
 use http::header::LOCATION;
@@ -26,7 +26,7 @@ use crate::oauth2::discovery::Provider;
 use crate::oauth2::login::client_for;
 use crate::oauth2::state::{StateClaims, is_safe_return_url};
 use crate::oauth2::{
-    NONCE_COOKIE, STATE_COOKIE, SignInError, VERIFIER_COOKIE, clear_oauth_cookies, fail, too_many,
+    NONCE_COOKIE, STATE_COOKIE, SignInError, VERIFIER_COOKIE, admit, clear_oauth_cookies, fail,
 };
 use crate::routes::auth::set_session_cookies;
 use crate::state::AppState;
@@ -49,13 +49,11 @@ pub async fn finish(
     client: ClientAddr,
     headers: HeaderMap,
 ) -> Response {
-    if state.config.rate_limit_enabled && !state.oauth2_callback_limit.allow(client.0) {
-        return too_many();
-    }
-    let Some(provider) = state.oauth2.get(&idp).cloned() else {
-        return fail(&state, SignInError::UnknownIdp);
-    };
-    let query = Query::<CallbackQuery>::try_from_uri(&uri).map(|q| q.0).unwrap_or_default();
+    let (provider, query) =
+        match admit::<CallbackQuery>(&state, &state.oauth2_callback_limit, &idp, client, &uri) {
+            Ok(admitted) => admitted,
+            Err(refused) => return refused.answer(&state),
+        };
     match sign_in(&state, &provider, query, &headers, client).await {
         Ok((pair, return_url)) => {
             let target = state.config.at_root(return_url.as_deref().unwrap_or("/"));
@@ -66,7 +64,6 @@ pub async fn finish(
             }
             clear_oauth_cookies(&state.config, out);
             set_session_cookies(&state.config, &pair, out);
-            out.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             tracing::info!(user_id = pair.user_id, "signed in through an identity provider");
             response
         }

@@ -2,7 +2,7 @@
 //! to the provider's authorization endpoint with `state`, `nonce` and a PKCE S256 challenge,
 //! and sets the three OAuth2 cookies that the callback checks.
 
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::response::{IntoResponse as _, Response};
 use base64::Engine as _;
 use http::header::{HOST, LOCATION, SET_COOKIE};
@@ -17,7 +17,7 @@ use crate::caller::ClientAddr;
 use crate::oauth2::config::{ProviderConfig, TokenAuthMethod};
 use crate::oauth2::discovery::Provider;
 use crate::oauth2::state::{STATE_TTL_SECONDS, StateClaims, is_safe_return_url};
-use crate::oauth2::{NONCE_COOKIE, STATE_COOKIE, SignInError, VERIFIER_COOKIE, fail, oauth_cookie, too_many};
+use crate::oauth2::{NONCE_COOKIE, STATE_COOKIE, SignInError, VERIFIER_COOKIE, admit, fail, oauth_cookie};
 use crate::state::AppState;
 
 /// Query of the login route.
@@ -87,13 +87,10 @@ pub async fn start(
     client: ClientAddr,
     headers: HeaderMap,
 ) -> Response {
-    if state.config.rate_limit_enabled && !state.oauth2_login_limit.allow(client.0) {
-        return too_many();
-    }
-    let Some(provider) = state.oauth2.get(&idp).cloned() else {
-        return fail(&state, SignInError::UnknownIdp);
+    let (provider, query) = match admit::<LoginQuery>(&state, &state.oauth2_login_limit, &idp, client, &uri) {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused.answer(&state),
     };
-    let query = Query::<LoginQuery>::try_from_uri(&uri).map(|q| q.0).unwrap_or_default();
     let return_url = query.return_url.filter(|u| !u.is_empty());
     if return_url.as_deref().is_some_and(|u| !is_safe_return_url(u)) {
         return fail(&state, SignInError::UnsafeReturnUrl);
@@ -159,6 +156,5 @@ async fn redirect_to_provider(
         let cookie = oauth_cookie(&state.config, name, value).ok_or(SignInError::AuthFailed)?;
         headers.append(SET_COOKIE, cookie);
     }
-    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }

@@ -13,11 +13,19 @@ pub mod discovery;
 pub mod login;
 pub mod state;
 
+use std::sync::Arc;
+
+use axum::extract::Query;
 use axum::response::{IntoResponse as _, Response};
 use http::header::{LOCATION, SET_COOKIE};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use serde::de::DeserializeOwned;
 
+use crate::caller::ClientAddr;
 use crate::config::GatewayConfig;
+use crate::error::ApiError;
+use crate::oauth2::discovery::Provider;
+use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
 
 /// Cookie with the signed `state`.
@@ -133,12 +141,37 @@ pub fn fail(state: &AppState, error: SignInError) -> Response {
     response
 }
 
-/// 429 for an address over its limit.
-pub fn too_many() -> Response {
-    (
-        StatusCode::TOO_MANY_REQUESTS,
-        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "Too Many Requests",
-    )
-        .into_response()
+/// What both OAuth2 routes check first: the caller's address is within `limiter`, `idp` names
+/// a configured provider, and the query is read (leniently: a malformed one reads as empty).
+pub(crate) fn admit<Q: DeserializeOwned + Default>(
+    state: &AppState,
+    limiter: &RateLimiter,
+    idp: &str,
+    client: ClientAddr,
+    uri: &Uri,
+) -> Result<(Arc<Provider>, Q), Refused> {
+    if state.config.rate_limit_enabled && !limiter.allow(client.0) {
+        return Err(Refused::TooMany);
+    }
+    let provider = state.oauth2.get(idp).cloned().ok_or(Refused::UnknownIdp)?;
+    Ok((provider, Query::<Q>::try_from_uri(uri).map(|q| q.0).unwrap_or_default()))
+}
+
+/// Why [`admit`] refused.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Refused {
+    /// The address is over its limit: 429.
+    TooMany,
+    /// No provider of that name: back to the sign-in page with `unknown_idp`.
+    UnknownIdp,
+}
+
+impl Refused {
+    /// The answer to send.
+    pub(crate) fn answer(self, state: &AppState) -> Response {
+        match self {
+            Self::TooMany => ApiError::TooMany("Too Many Requests".into()).into_response(),
+            Self::UnknownIdp => fail(state, SignInError::UnknownIdp),
+        }
+    }
 }
