@@ -9,7 +9,7 @@ use ashgate_testkit::gateway::GatewayFixture;
 use ashgate_testkit::smtp::{SMTP_USERNAME, SmtpServer};
 use serde_json::json;
 
-use crate::support::{assert_401, login_cookies, status_text};
+use crate::support::{assert_401, login_cookies, page, status_text};
 
 const EMAIL: &str = "carol@example.com";
 
@@ -212,8 +212,7 @@ async fn without_smtp_recovery_is_503_and_not_offered() {
         request(&fixture, json!({"email": "admin@localhost"})).await,
         (503, "SMTP server not configured".into())
     );
-    let page =
-        GatewayFixture::client().get(fixture.url("/login")).send().await.unwrap().text().await.unwrap();
+    let page = page(&fixture, "/login").await;
     assert!(!page.contains("Forgot password"));
     let page = GatewayFixture::client()
         .post(fixture.url("/forgot-password"))

@@ -50,6 +50,11 @@ pub async fn status_text(response: Response) -> (u16, String) {
     (status, response.text().await.unwrap())
 }
 
+/// The body of `GET path` (under the root path), whatever the status.
+pub async fn page(fixture: &GatewayFixture, path: &str) -> String {
+    GatewayFixture::client().get(fixture.url(path)).send().await.unwrap().text().await.unwrap()
+}
+
 /// Asserts a 401 with a Bearer challenge and this text.
 pub async fn assert_401(response: Response, text: &str) {
     let challenge = response.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());

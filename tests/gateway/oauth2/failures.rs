@@ -8,7 +8,7 @@ use ashgate_testkit::oidc::{Consent, OidcProvider};
 use super::{
     Idp, callback, gateway_for, login_error, login_request, session_cookies, sign_in, start, whoami,
 };
-use crate::support::{cookie, set_cookies};
+use crate::support::{cookie, page, set_cookies};
 
 const TEST: Idp<'static> = Idp::new("test", &[]);
 
@@ -18,8 +18,7 @@ async fn sign_in_signs_up_a_member_and_sets_phoenix_cookies() {
     let fixture = gateway_for(&op, &[TEST], &[], &[]).await;
 
     // The button on the sign-in page.
-    let page =
-        GatewayFixture::client().get(fixture.url("/login")).send().await.unwrap().text().await.unwrap();
+    let page = page(&fixture, "/login").await;
     assert!(page.contains("Sign in with Test"), "{page}");
     assert!(page.contains("/oauth2/test/login"));
 
@@ -143,14 +142,7 @@ async fn wrong_state_and_misbehaving_provider_are_refused() {
         ("no_oidc_support", "does not appear to support OpenID Connect"),
         ("oauth_error", "Authentication failed. Please try again."),
     ] {
-        let page = GatewayFixture::client()
-            .get(fixture.url(&format!("/login?error={code}")))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = page(&fixture, &format!("/login?error={code}")).await;
         assert!(page.contains(text), "{code}: {page}");
     }
 }
@@ -170,30 +162,12 @@ async fn unsafe_return_urls_and_unknown_providers() {
         let response = login_request(&fixture, "test", Some(bad)).await;
         assert_eq!(login_error(&response).as_deref(), Some("unsafe_return_url"), "{bad:?}");
     }
-    let page = GatewayFixture::client()
-        .get(fixture.url("/login?error=unsafe_return_url"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(page.contains("Invalid return URL"));
+    assert!(page(&fixture, "/login?error=unsafe_return_url").await.contains("Invalid return URL"));
     // Unknown providers, at both routes.
     assert_eq!(login_error(&login_request(&fixture, "nope", None).await).as_deref(), Some("unknown_idp"));
     let response = callback(&fixture.url("/oauth2/nope/tokens?code=x&state=y"), "").await;
     assert_eq!(login_error(&response).as_deref(), Some("unknown_idp"));
-    assert!(
-        GatewayFixture::client()
-            .get(fixture.url("/login?error=unknown_idp"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-            .contains("Unknown identity provider")
-    );
+    assert!(page(&fixture, "/login?error=unknown_idp").await.contains("Unknown identity provider"));
     // No return URL: the start page.
     let response = sign_in(&fixture, &op, "test", "bob", "bob-password").await;
     assert_eq!(super::location(&response), "/");
@@ -212,19 +186,10 @@ async fn provider_down_at_start_is_retried_not_fatal() {
     })
     .await;
     // The gateway serves; the button is there and answers with a readable error.
-    let page =
-        GatewayFixture::client().get(fixture.url("/login")).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("Sign in with Late"));
+    assert!(page(&fixture, "/login").await.contains("Sign in with Late"));
     let response = login_request(&fixture, "late", None).await;
     assert_eq!(login_error(&response).as_deref(), Some("provider_unavailable"));
-    let page = GatewayFixture::client()
-        .get(fixture.url("/login?error=provider_unavailable"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page(&fixture, "/login?error=provider_unavailable").await;
     assert!(page.contains("cannot be reached right now"));
 
     // Once the provider is up, the same button works.
@@ -255,8 +220,7 @@ async fn provider_down_at_start_is_retried_not_fatal() {
 async fn everything_lives_under_the_root_path() {
     let op = OidcProvider::start().await;
     let fixture = gateway_for(&op, &[TEST], &[], &[("PHOENIX_HOST_ROOT_PATH", "/phoenix")]).await;
-    let page =
-        GatewayFixture::client().get(fixture.url("/login")).send().await.unwrap().text().await.unwrap();
+    let page = page(&fixture, "/login").await;
     assert!(page.contains("href=\"/phoenix/oauth2/test/login\""), "{page}");
     let started = start(&fixture, "test", Some("/settings")).await;
     let authorize = reqwest_url(&started.authorize_url);

@@ -11,6 +11,7 @@ use ashgate_testkit::oidc::OidcProvider;
 use serde_json::json;
 
 use super::{Idp, gateway_for, login_error, login_request, sign_in, signed_in_user};
+use crate::support::page;
 
 fn user_id(global_id: &serde_json::Value) -> i64 {
     let decoded = String::from_utf8(STANDARD.decode(global_id.as_str().unwrap()).unwrap()).unwrap();
@@ -52,8 +53,8 @@ async fn sign_up_disallowed_email_in_use_and_missing_email() {
     assert_eq!(create_user(&fixture, body).await, 201);
     let response = sign_in(&fixture, &op, "open", "bob", "bob-password").await;
     assert_eq!(login_error(&response).as_deref(), Some("email_in_use"));
-    let page = GatewayFixture::client().get(fixture.url("/login?error=email_in_use")).send().await.unwrap();
-    assert!(page.text().await.unwrap().contains("An account for this email address already exists."));
+    let page = page(&fixture, "/login?error=email_in_use").await;
+    assert!(page.contains("An account for this email address already exists."));
 
     // No email claim at all.
     let response = sign_in(&fixture, &op, "open", "nomail", "nomail-password").await;
@@ -126,8 +127,7 @@ async fn basic_auth_disabled_with_auto_login() {
     assert_eq!(response.status(), 307);
     assert_eq!(super::location(&response), "/oauth2/test/login?returnUrl=%2Fsettings");
     // Coming back with an error shows the page (no loop), without a password form.
-    let page =
-        client.get(fixture.url("/login?error=auth_failed")).send().await.unwrap().text().await.unwrap();
+    let page = page(&fixture, "/login?error=auth_failed").await;
     assert!(page.contains("Sign in with Test") && !page.contains("id=\"password\""), "{page}");
     assert!(!page.contains("Forgot password"));
     // Password sign-in, recovery and local users are refused.
@@ -162,8 +162,7 @@ async fn client_secret_post_with_claims_in_the_id_token_and_rate_limit() {
         &[("TOKEN_ENDPOINT_AUTH_METHOD", "client_secret_post"), ("DISPLAY_NAME", "Acme SSO")],
     )];
     let fixture = gateway_for(&op, &idps, &[], &[("PHOENIX_DISABLE_RATE_LIMIT", "false")]).await;
-    let page =
-        GatewayFixture::client().get(fixture.url("/login")).send().await.unwrap().text().await.unwrap();
+    let page = page(&fixture, "/login").await;
     assert!(page.contains("Sign in with Acme SSO"));
     // One sign-in (one login request), then the burst of 6 per address is used up.
     assert_eq!(signed_in_user(&fixture, &op, "post", "alice").await["email"], "alice@example.com");
