@@ -16,8 +16,9 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 4 * 1024 * 1024;
 /// Default queue capacity, in spans.
 pub const DEFAULT_QUEUE_SPANS: u64 = 16_384;
 
-/// Everything collector-svc needs to start, validated.
-#[derive(Clone)]
+/// Everything collector-svc needs to start, validated. `Debug` prints no secret: the database
+/// URL and the verifier's internal token hide themselves.
+#[derive(Clone, Debug)]
 pub struct CollectorConfig {
     /// `PHOENIX_ENABLE_AUTH`: authenticate every export and query.
     pub auth_enabled: bool,
@@ -104,28 +105,6 @@ impl CollectorConfig {
             identity: VerifierConfig::from_env(env)?,
             writer_hold: None,
         })
-    }
-}
-
-impl fmt::Debug for CollectorConfig {
-    // By hand: the internal token and database password must never reach a log.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CollectorConfig")
-            .field("auth_enabled", &self.auth_enabled)
-            .field("host", &self.host)
-            .field("grpc_port", &self.grpc_port)
-            .field("http_port", &self.http_port)
-            .field("database", &self.database)
-            .field("max_message_bytes", &self.max_message_bytes)
-            .field("queue_capacity_spans", &self.queue_capacity_spans)
-            .field("max_batch_spans", &self.max_batch_spans)
-            .field("max_concurrent_decodes", &self.max_concurrent_decodes)
-            .field("queue_wait", &self.queue_wait)
-            .field("retry_after_secs", &self.retry_after_secs)
-            .field("body_timeout", &self.body_timeout)
-            .field("identity_urls", &self.identity.identity_urls)
-            .field("internal_token", &self.identity.internal_token.as_ref().map(|_| "***"))
-            .finish_non_exhaustive()
     }
 }
 
