@@ -31,8 +31,8 @@ use ashgate_testkit::collector::deps::opentelemetry_proto::tonic::trace::v1::{
     ResourceSpans, ScopeSpans, Span, Status,
 };
 use ashgate_testkit::collector::deps::prost::Message as _;
+use ashgate_testkit::collector::deps::reqwest;
 use ashgate_testkit::collector::deps::tonic_prost::ProstDecoder;
-use ashgate_testkit::collector::deps::{reqwest, sqlx};
 use ashgate_testkit::collector::{CollectorProcess, TestDatabase, free_port};
 use ashgate_testkit::identity::{INTERNAL_TOKEN, IdentityFixture};
 use tonic::codec::{BufferSettings, Codec, EncodeBuf, Encoder};
@@ -444,10 +444,8 @@ async fn run_scenario(
     }
     let status = child.terminate().expect("terminate collector");
     assert!(status.success(), "collector exited with {status}");
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(database.url.expose()).await.expect("open span database");
-    total.stored_spans =
-        sqlx::query_scalar("SELECT COUNT(*) FROM spans").fetch_one(&pool).await.expect("count");
-    pool.close().await;
+    let store = ashgate_collector::store::Store::connect(&database.url).await.expect("open span database");
+    total.stored_spans = store.count_spans().await.expect("count");
+    store.close().await;
     total
 }
