@@ -20,7 +20,7 @@ use tonic::Code;
 use tonic::metadata::MetadataMap;
 
 use crate::exporters::{project_resource, span_batch};
-use crate::{encode, export_request, http_client, spans, trace_client};
+use crate::{encode, export_request, http_client, metric, queue_depth, spans, trace_client};
 
 async fn collector_for(identity: &IdentityFixture) -> CollectorFixture {
     CollectorFixture::start_authenticated(&identity.url(), INTERNAL_TOKEN, |_| {}).await
@@ -127,6 +127,8 @@ async fn keys_tokens_and_viewers() {
         "{metrics}"
     );
     assert!(metrics.contains("ashgate_collector_auth_cache_hits_total "), "{metrics}");
+    // The key and the viewer's token were each presented more than once.
+    assert!(metric(&collector, "ashgate_collector_auth_cache_hits_total").await > 0, "{metrics}");
 }
 
 #[tokio::test]
@@ -153,9 +155,7 @@ async fn authentication_comes_before_capacity_and_content_checks() {
     // Wait until the filler holds the whole queue.
     let started = Instant::now();
     loop {
-        let metrics =
-            http_client().get(collector.http_url("/metrics")).send().await.unwrap().text().await.unwrap();
-        if metrics.lines().any(|l| l == "ashgate_collector_queue_depth_spans 3") {
+        if queue_depth(&collector).await == 3 {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(10), "queue never filled");

@@ -17,19 +17,7 @@ use ashgate_testkit::collector::deps::tonic_types::StatusExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::Code;
 
-use crate::{encode, export_request, http_client, spans, trace_client};
-
-async fn metric(collector: &CollectorFixture, name: &str) -> u64 {
-    let text = http_client().get(collector.http_url("/metrics")).send().await.unwrap().text().await.unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {text}"))
-}
-
-async fn queue_depth(collector: &CollectorFixture) -> u64 {
-    metric(collector, "ashgate_collector_queue_depth_spans").await
-}
+use crate::{encode, export_request, http_client, metric, queue_depth, spans, trace_client};
 
 #[tokio::test]
 async fn full_queue_answers_retry_later_and_commits_what_it_accepted() {
@@ -148,7 +136,9 @@ async fn export_that_does_not_fit_waits_a_bounded_time() {
     .await;
     let mut client = trace_client(&collector).await;
     let first = tokio::spawn(async move { client.export(export_request(None, spans(1, 150, 1_000))).await });
+    let filling = std::time::Instant::now();
     while queue_depth(&collector).await < 150 {
+        assert!(filling.elapsed() < Duration::from_secs(10), "queue never filled");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // 100 spans do not fit in the 50 left: refused after waiting the configured 1.5 s.
@@ -160,6 +150,8 @@ async fn export_that_does_not_fit_waits_a_bounded_time() {
         (Code::ResourceExhausted, "Server is at capacity, retry later")
     );
     assert!(started.elapsed() >= Duration::from_millis(1_500), "answered after {:?}", started.elapsed());
+    // ...and not much later: the wait is bounded (the writer is held, so nothing else ends it).
+    assert!(started.elapsed() < Duration::from_secs(10), "answered after {:?}", started.elapsed());
 
     // Room that appears within the wait is used.
     let mut client = trace_client(&collector).await;
@@ -236,4 +228,52 @@ async fn unfinished_bodies_are_cut_off_and_free_their_decode_slot() {
 
     assert_eq!(metric(&collector, "ashgate_collector_refused_exports_total{reason=\"invalid\"}").await, 2);
     assert_eq!(collector.span_count().await, 10);
+}
+
+/// No decode slot within `ASHGATE_OTLP_QUEUE_WAIT_MS`: "retry later" on both transports, counted
+/// as a full queue. (Before: the gRPC refusal was answered but not counted.)
+#[tokio::test]
+async fn no_decode_slot_in_time_is_retry_later_and_counted() {
+    let collector = CollectorFixture::start_with(CredentialVerifier::disabled(), |c| {
+        c.max_concurrent_decodes = 1;
+        c.queue_wait = Duration::from_millis(300);
+        c.body_timeout = Duration::from_secs(60);
+    })
+    .await;
+    // A gRPC export whose body never comes holds the only slot.
+    let channel =
+        tonic::transport::Channel::from_shared(collector.grpc_endpoint()).unwrap().connect().await.unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let stalled = tokio::spawn(async move {
+        grpc.client_streaming(
+            tonic::Request::new(futures::stream::pending::<ExportTraceServiceRequest>()),
+            tonic::codegen::http::uri::PathAndQuery::from_static(
+                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            ),
+            ProstCodec::<ExportTraceServiceRequest, ExportTraceServiceResponse>::default(),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let status =
+        trace_client(&collector).await.export(export_request(None, spans(1, 10, 1_000))).await.unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (Code::ResourceExhausted, "Server is at capacity, retry later")
+    );
+    let response = http_client()
+        .post(collector.traces_url())
+        .header("content-type", "application/x-protobuf")
+        .body(encode(&export_request(None, spans(2, 10, 1_000))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.text().await.unwrap(), "Server is at capacity, retry later");
+    assert_eq!(metric(&collector, "ashgate_collector_refused_exports_total{reason=\"queue_full\"}").await, 2);
+
+    stalled.abort();
+    assert_eq!(collector.span_count().await, 0);
 }

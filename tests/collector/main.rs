@@ -88,6 +88,20 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder().build().expect("reqwest client")
 }
 
+/// The value of a `/metrics` line named `name` (labels included).
+pub async fn metric(collector: &CollectorFixture, name: &str) -> u64 {
+    let text = http_client().get(collector.http_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+/// Spans queued and not yet committed.
+pub async fn queue_depth(collector: &CollectorFixture) -> u64 {
+    metric(collector, "ashgate_collector_queue_depth_spans").await
+}
+
 /// A fixture with default settings.
 pub async fn collector() -> CollectorFixture {
     CollectorFixture::start().await

@@ -79,7 +79,10 @@ where
             }
             let permit = match ingest.decode_permit().await {
                 Ok(permit) => permit,
-                Err(error) => return Ok(Status::from(error).into_http()),
+                Err(error) => {
+                    ingest.metrics.record_refused(&error, None);
+                    return Ok(Status::from(error).into_http());
+                }
             };
             // The deadline runs from here: the body is read while the slot is held.
             let request =
