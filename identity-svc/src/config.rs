@@ -303,6 +303,34 @@ mod tests {
     const GOOD: &str = "0123456789abcdefghijklmnopqrstuvwxyz";
 
     #[test]
+    fn a_process_of_its_own_needs_the_internal_token() {
+        let auth_on = || base().with("PHOENIX_ENABLE_AUTH", "true").with("PHOENIX_SECRET", GOOD);
+        let err = IdentityConfig::from_env(&auth_on())
+            .and_then(IdentityConfig::require_internal_token)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ASHGATE_INTERNAL_TOKEN: is required when identity-svc runs as its own process with PHOENIX_ENABLE_AUTH=true (or use mTLS: ASHGATE_IDENTITY_TLS_CLIENT_CA_FILE)"
+        );
+        let token = auth_on().with("ASHGATE_INTERNAL_TOKEN", "an-internal-token-of-32-characters!");
+        assert!(IdentityConfig::from_env(&token).and_then(IdentityConfig::require_internal_token).is_ok());
+        let auth_off = IdentityConfig::from_env(&base()).and_then(IdentityConfig::require_internal_token);
+        assert!(auth_off.is_ok());
+        // With mTLS a verified client certificate is the internal credential.
+        let dir = std::env::temp_dir().join(format!("ashgate-config-mtls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pem = dir.join("x.pem");
+        std::fs::write(&pem, "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n").unwrap();
+        let pem = pem.display().to_string();
+        let mutual = auth_on()
+            .with("ASHGATE_IDENTITY_TLS_CERT_FILE", &pem)
+            .with("ASHGATE_IDENTITY_TLS_KEY_FILE", &pem)
+            .with("ASHGATE_IDENTITY_TLS_CLIENT_CA_FILE", &pem);
+        assert!(IdentityConfig::from_env(&mutual).and_then(IdentityConfig::require_internal_token).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn secret_rules_name_the_rule() {
         let cases = [
             ("short1a", "must be at least 32 characters long"),

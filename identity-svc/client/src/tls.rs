@@ -25,24 +25,15 @@ impl std::fmt::Debug for ServerTls {
 impl ServerTls {
     /// `None` unless `ASHGATE_IDENTITY_TLS_CERT_FILE` is set; the key must be set with it.
     pub fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
-        let cert = read_pem(env, "ASHGATE_IDENTITY_TLS_CERT_FILE")?;
-        let key = read_pem(env, "ASHGATE_IDENTITY_TLS_KEY_FILE")?;
+        let pair = read_pair(env, "ASHGATE_IDENTITY_TLS_CERT_FILE", "ASHGATE_IDENTITY_TLS_KEY_FILE")?;
         let client_ca = read_pem(env, "ASHGATE_IDENTITY_TLS_CLIENT_CA_FILE")?;
-        match (cert, key) {
-            (None, None) if client_ca.is_some() => Err(ConfigError::new(
+        match pair {
+            Some((cert, key)) => Ok(Some(Self { cert, key, client_ca })),
+            None if client_ca.is_some() => Err(ConfigError::new(
                 "ASHGATE_IDENTITY_TLS_CLIENT_CA_FILE",
                 "needs ASHGATE_IDENTITY_TLS_CERT_FILE and ASHGATE_IDENTITY_TLS_KEY_FILE",
             )),
-            (None, None) => Ok(None),
-            (Some(cert), Some(key)) => Ok(Some(Self { cert, key, client_ca })),
-            (Some(_), None) => Err(ConfigError::new(
-                "ASHGATE_IDENTITY_TLS_KEY_FILE",
-                "is required with ASHGATE_IDENTITY_TLS_CERT_FILE",
-            )),
-            (None, Some(_)) => Err(ConfigError::new(
-                "ASHGATE_IDENTITY_TLS_CERT_FILE",
-                "is required with ASHGATE_IDENTITY_TLS_KEY_FILE",
-            )),
+            None => Ok(None),
         }
     }
 
@@ -83,24 +74,7 @@ impl ClientTls {
     /// Reads the client side's files; all optional, but a certificate needs its key.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let ca = read_pem(env, "ASHGATE_TLS_CA_FILE")?;
-        let cert = read_pem(env, "ASHGATE_TLS_CERT_FILE")?;
-        let key = read_pem(env, "ASHGATE_TLS_KEY_FILE")?;
-        let identity = match (cert, key) {
-            (Some(cert), Some(key)) => Some((cert, key)),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(ConfigError::new(
-                    "ASHGATE_TLS_KEY_FILE",
-                    "is required with ASHGATE_TLS_CERT_FILE",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::new(
-                    "ASHGATE_TLS_CERT_FILE",
-                    "is required with ASHGATE_TLS_KEY_FILE",
-                ));
-            }
-        };
+        let identity = read_pair(env, "ASHGATE_TLS_CERT_FILE", "ASHGATE_TLS_KEY_FILE")?;
         Ok(Self { ca, identity })
     }
 
@@ -131,6 +105,19 @@ pub fn endpoint(url: &str, tls: &ClientTls) -> Result<tonic::transport::Endpoint
     }
     let host = endpoint.uri().host().unwrap_or_default().trim_matches(['[', ']']).to_owned();
     endpoint.tls_config(tls.tonic_config(&host)).map_err(|e| format!("{url}: {e}"))
+}
+
+/// A PEM certificate (chain) and its PEM key.
+type PemPair = (Vec<u8>, Vec<u8>);
+
+/// A certificate and its key from two variables: both set, or neither.
+fn read_pair(env: &Env, cert_var: &str, key_var: &str) -> Result<Option<PemPair>, ConfigError> {
+    match (read_pem(env, cert_var)?, read_pem(env, key_var)?) {
+        (Some(cert), Some(key)) => Ok(Some((cert, key))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::new(key_var, format!("is required with {cert_var}"))),
+        (None, Some(_)) => Err(ConfigError::new(cert_var, format!("is required with {key_var}"))),
+    }
 }
 
 fn read_pem(env: &Env, var: &str) -> Result<Option<Vec<u8>>, ConfigError> {
@@ -166,5 +153,28 @@ mod tests {
         let env = Env::from_pairs([("ASHGATE_TLS_CA_FILE", "/nonexistent/ca.pem")]);
         assert!(ClientTls::from_env(&env).unwrap_err().reason.starts_with("cannot read /nonexistent/ca.pem"));
         assert!(ServerTls::from_env(&Env::default()).unwrap().is_none());
+        // Every half-configured pair names the missing variable.
+        let only = |var: &str| Env::from_pairs([(var, path.as_str())]);
+        let cases = [
+            (
+                ServerTls::from_env(&only("ASHGATE_IDENTITY_TLS_KEY_FILE")).map(|_| ()),
+                "ASHGATE_IDENTITY_TLS_CERT_FILE: is required with ASHGATE_IDENTITY_TLS_KEY_FILE",
+            ),
+            (
+                ServerTls::from_env(&only("ASHGATE_IDENTITY_TLS_CLIENT_CA_FILE")).map(|_| ()),
+                "ASHGATE_IDENTITY_TLS_CLIENT_CA_FILE: needs ASHGATE_IDENTITY_TLS_CERT_FILE and ASHGATE_IDENTITY_TLS_KEY_FILE",
+            ),
+            (
+                ClientTls::from_env(&only("ASHGATE_TLS_CERT_FILE")).map(|_| ()),
+                "ASHGATE_TLS_KEY_FILE: is required with ASHGATE_TLS_CERT_FILE",
+            ),
+            (
+                ClientTls::from_env(&only("ASHGATE_TLS_KEY_FILE")).map(|_| ()),
+                "ASHGATE_TLS_CERT_FILE: is required with ASHGATE_TLS_KEY_FILE",
+            ),
+        ];
+        for (result, message) in cases {
+            assert_eq!(result.unwrap_err().to_string(), message);
+        }
     }
 }
