@@ -126,6 +126,9 @@ pub struct Record {
     pub violations: Mutex<Vec<String>>,
     /// Exports refused to the bad-credential probes (they must all be).
     pub probes_refused: AtomicU64,
+    /// Of those, the ones refused as UNAUTHENTICATED: judged by credential verification, not
+    /// turned away (UNAVAILABLE, RESOURCE_EXHAUSTED) before a credential was looked at.
+    pub probes_unauthenticated: AtomicU64,
 }
 
 impl Record {
@@ -234,6 +237,9 @@ impl Load {
                         Ok(_) => record.violation(format!("a bad credential was accepted (probe {i})")),
                         Err(status) if status.code() == Code::Unauthenticated || retryable(status.code()) => {
                             record.probes_refused.fetch_add(1, Ordering::Relaxed);
+                            if status.code() == Code::Unauthenticated {
+                                record.probes_unauthenticated.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                         // The collector it talks to was killed: the connection broke.
                         Err(_) => {}

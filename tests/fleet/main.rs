@@ -212,6 +212,12 @@ async fn scenario(fleet: &mut Fleet, scale: &Scale, figures: &mut Figures) {
         record.probes_refused.load(std::sync::atomic::Ordering::Relaxed) > 0,
         "the bad-credential probes ran"
     );
+    assert!(
+        record.probes_unauthenticated.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "no bad-credential probe was refused as UNAUTHENTICATED ({} refused, all as unavailable or \
+         exhausted): credential verification never judged one",
+        record.probes_refused.load(std::sync::atomic::Ordering::Relaxed)
+    );
     let stored = fleet.postgres.span_counts().await.unwrap();
     let acked = record.acked.lock().unwrap().clone();
     let missing: Vec<_> = acked
