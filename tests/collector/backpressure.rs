@@ -163,6 +163,27 @@ async fn export_that_does_not_fit_waits_a_bounded_time() {
     assert_eq!(collector.span_count().await, 250);
 }
 
+/// A gRPC export whose headers are sent and whose message never is; resolves to the answer.
+async fn stalled_export(
+    collector: &CollectorFixture,
+) -> impl Future<Output = Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status>> + Send + 'static
+{
+    let channel =
+        tonic::transport::Channel::from_shared(collector.grpc_endpoint()).unwrap().connect().await.unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    async move {
+        grpc.client_streaming(
+            tonic::Request::new(futures::stream::pending::<ExportTraceServiceRequest>()),
+            tonic::codegen::http::uri::PathAndQuery::from_static(
+                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            ),
+            ProstCodec::<ExportTraceServiceRequest, ExportTraceServiceResponse>::default(),
+        )
+        .await
+    }
+}
+
 /// An export whose body never finishes holds its decode slot only until
 /// `ASHGATE_OTLP_BODY_TIMEOUT_SECONDS`: gRPC answers DEADLINE_EXCEEDED, HTTP 408, and an export
 /// waiting behind it for the only slot goes through. (Before: a gRPC body had no deadline, so a
@@ -177,17 +198,7 @@ async fn unfinished_bodies_are_cut_off_and_free_their_decode_slot() {
     .await;
 
     // gRPC: the request's headers arrive, its message never does.
-    let channel =
-        tonic::transport::Channel::from_shared(collector.grpc_endpoint()).unwrap().connect().await.unwrap();
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.unwrap();
-    let stalled = grpc.client_streaming(
-        tonic::Request::new(futures::stream::pending::<ExportTraceServiceRequest>()),
-        tonic::codegen::http::uri::PathAndQuery::from_static(
-            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-        ),
-        ProstCodec::<ExportTraceServiceRequest, ExportTraceServiceResponse>::default(),
-    );
+    let stalled = stalled_export(&collector).await;
     let behind = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         trace_client(&collector).await.export(export_request(None, spans(1, 10, 1_000))).await
@@ -241,20 +252,7 @@ async fn no_decode_slot_in_time_is_retry_later_and_counted() {
     })
     .await;
     // A gRPC export whose body never comes holds the only slot.
-    let channel =
-        tonic::transport::Channel::from_shared(collector.grpc_endpoint()).unwrap().connect().await.unwrap();
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.unwrap();
-    let stalled = tokio::spawn(async move {
-        grpc.client_streaming(
-            tonic::Request::new(futures::stream::pending::<ExportTraceServiceRequest>()),
-            tonic::codegen::http::uri::PathAndQuery::from_static(
-                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-            ),
-            ProstCodec::<ExportTraceServiceRequest, ExportTraceServiceResponse>::default(),
-        )
-        .await
-    });
+    let stalled = tokio::spawn(stalled_export(&collector).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let status =
