@@ -13,6 +13,12 @@ pub mod fleet;
 /// A real OpenID Provider (npm `oidc-provider`) for OAuth2 sign-in tests.
 pub mod oidc;
 
+/// The OAuth2 sign-in flow through a gateway, against [`oidc`].
+pub mod oauth2;
+
+/// Parsed `Set-Cookie` headers.
+pub mod cookies;
+
 /// A real SMTP server (Python `aiosmtpd`) for password-recovery tests.
 pub mod smtp;
 
