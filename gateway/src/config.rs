@@ -58,6 +58,9 @@ pub struct GatewayConfig {
     pub connection_limits: crate::serve::ConnectionLimits,
     /// `ASHGATE_HTTP_BODY_TIMEOUT_SECONDS` (30): longest a request body may take to arrive.
     pub body_timeout: Duration,
+    /// `ASHGATE_GATEWAY_MAX_FORWARDS` (32): `POST /v1/traces` exports read and forwarded at
+    /// once; each holds its body (at most 4 MiB) in memory.
+    pub max_forwards: usize,
 }
 
 impl GatewayConfig {
@@ -150,6 +153,8 @@ impl GatewayConfig {
                 )?)
                 .unwrap_or(10_000),
             },
+            max_forwards: usize::try_from(env.u64_in("ASHGATE_GATEWAY_MAX_FORWARDS", 32, 1, 4096)?)
+                .unwrap_or(32),
             body_timeout: Duration::from_secs(env.u64_in(
                 "ASHGATE_HTTP_BODY_TIMEOUT_SECONDS",
                 30,

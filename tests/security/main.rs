@@ -13,6 +13,7 @@
 mod abuse;
 mod accounts;
 mod auth_off;
+mod bad_keys;
 mod connections;
 mod enumeration;
 mod faults;
