@@ -23,6 +23,7 @@ mod guessing;
 mod lockout;
 mod login_csrf;
 mod oauth2_linking;
+mod rebinding;
 mod refresh;
 mod reset_links;
 mod reset_timing;
