@@ -36,6 +36,9 @@ pub struct IdentityConfig {
     /// a second use gets a fresh pair of the same session (two tabs renewing at once) instead
     /// of being treated as a replay that ends the session.
     pub refresh_reuse_grace: Duration,
+    /// `ASHGATE_PASSWORD_RESET_COOLDOWN_SECONDS` (60): one reset mail per account at most this
+    /// often, so a flood of requests can neither fill the inbox nor void the link just sent.
+    pub password_reset_cooldown: Duration,
     /// `PHOENIX_PASSWORD_RESET_TOKEN_EXPIRY_MINUTES` (15 min).
     pub password_reset_token_ttl: Duration,
     /// `PHOENIX_SQL_DATABASE_URL`, else a SQLite file under `PHOENIX_WORKING_DIR`.
@@ -160,6 +163,12 @@ impl IdentityConfig {
             access_token_ttl: env.minutes("PHOENIX_ACCESS_TOKEN_EXPIRY_MINUTES", 10.0)?,
             refresh_token_ttl: env.minutes("PHOENIX_REFRESH_TOKEN_EXPIRY_MINUTES", 7.0 * 24.0 * 60.0)?,
             password_reset_token_ttl: env.minutes("PHOENIX_PASSWORD_RESET_TOKEN_EXPIRY_MINUTES", 15.0)?,
+            password_reset_cooldown: Duration::from_secs(env.u64_in(
+                "ASHGATE_PASSWORD_RESET_COOLDOWN_SECONDS",
+                60,
+                0,
+                3_600,
+            )?),
             refresh_reuse_grace: Duration::from_secs(env.u64_in(
                 "ASHGATE_REFRESH_REUSE_GRACE_SECONDS",
                 5,
