@@ -59,6 +59,9 @@ pub struct IdentityConfig {
     pub rate_limit_enabled: bool,
     /// `ASHGATE_VERIFY_CACHE_SECONDS` (60): the longest any verifier may cache an answer.
     pub max_cache_ttl: Duration,
+    /// `ASHGATE_IDENTITY_MAX_CONNECTIONS` (1024): gRPC connections open at once; more are closed
+    /// as soon as they are accepted.
+    pub max_connections: usize,
     /// Password hashes computed at once (`ASHGATE_PASSWORD_HASH_CONCURRENCY`, default: cores).
     pub password_hash_concurrency: usize,
     /// `ASHGATE_IDENTITY_TLS_*`: serve gRPC over TLS, optionally requiring client certificates.
@@ -192,6 +195,13 @@ impl IdentityConfig {
             },
             rate_limit_enabled: !env.bool("PHOENIX_DISABLE_RATE_LIMIT", false)?,
             max_cache_ttl: Duration::from_secs(env.u64_in("ASHGATE_VERIFY_CACHE_SECONDS", 60, 0, 3_600)?),
+            max_connections: usize::try_from(env.u64_in(
+                "ASHGATE_IDENTITY_MAX_CONNECTIONS",
+                1024,
+                1,
+                1_000_000,
+            )?)
+            .unwrap_or(1024),
             password_hash_concurrency: env
                 .u64_in("ASHGATE_PASSWORD_HASH_CONCURRENCY", cores as u64, 1, 64)?
                 .try_into()

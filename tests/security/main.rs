@@ -19,6 +19,7 @@ mod connections;
 mod enumeration;
 mod faults;
 mod forwarded;
+mod grpc_limits;
 mod guessing;
 mod lockout;
 mod login_csrf;
