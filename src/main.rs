@@ -23,7 +23,7 @@ struct Cli {
 enum Command {
     /// Run every service in this process (the default).
     Serve,
-    /// Run identity-svc alone (needs ASHGATE_INTERNAL_TOKEN when auth is enabled).
+    /// Run identity-svc alone (needs ASHGATE_INTERNAL_TOKEN and ASHGATE_GATEWAY_TOKEN when auth is enabled).
     Identity,
     /// Run collector-svc alone (OTLP ingestion; finds identity-svc at ASHGATE_IDENTITY_URL).
     Collector,
@@ -104,6 +104,14 @@ async fn serve_all(env: &Env) -> anyhow::Result<()> {
             token
         }
     };
+    let gateway_token = match &identity_config.gateway_token {
+        Some(token) => token.expose().to_owned(),
+        None => {
+            let token = ashgate_identity::token::random_token(32);
+            identity_config.gateway_token = Some(Secret::new(token.as_str()));
+            token
+        }
+    };
     let mut collector_config = ashgate_collector::CollectorConfig::from_env(env)?;
     let mut gateway_config = ashgate_gateway::GatewayConfig::from_env(env)?;
     let auth = identity_config.auth_enabled;
@@ -123,6 +131,7 @@ async fn serve_all(env: &Env) -> anyhow::Result<()> {
 
     gateway_config.identity_urls = vec![identity_url.clone()];
     gateway_config.internal_token = Some(ashgate_gateway::config::Secret::new(internal_token));
+    gateway_config.gateway_token = Some(ashgate_gateway::config::Secret::new(gateway_token));
     gateway_config.collector_grpc_urls = vec![format!("http://{}", collector.grpc_addr())];
     gateway_config.collector_http_urls = vec![format!("http://{}", collector.http_addr())];
     let gateway = ashgate_gateway::Gateway::connect(gateway_config).await?;

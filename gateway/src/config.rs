@@ -37,6 +37,9 @@ pub struct GatewayConfig {
     pub identity_urls: Vec<String>,
     /// `ASHGATE_INTERNAL_TOKEN`.
     pub internal_token: Option<Secret>,
+    /// `ASHGATE_GATEWAY_TOKEN`: the gateway's own credential to identity-svc (sign-in completion,
+    /// client addresses), which collectors do not hold.
+    pub gateway_token: Option<Secret>,
     /// `ASHGATE_TLS_*`: how to reach `https://` identity URLs (CA, client certificate).
     pub identity_tls: ashgate_identity_client::tls::ClientTls,
     /// `ASHGATE_COLLECTOR_GRPC_URLS`: the span read path.
@@ -138,6 +141,7 @@ impl GatewayConfig {
             identity_urls: verifier.identity_urls,
             identity_tls: verifier.tls,
             internal_token: env.string("ASHGATE_INTERNAL_TOKEN").map(Secret::new),
+            gateway_token: env.string("ASHGATE_GATEWAY_TOKEN").map(Secret::new),
             collector_grpc_urls: url_list(env, "ASHGATE_COLLECTOR_GRPC_URLS", "http://127.0.0.1:4317")?,
             collector_http_urls: url_list(env, "ASHGATE_COLLECTOR_HTTP_URLS", "http://127.0.0.1:4318")?,
             verify_cache_ttl: verifier.max_cache_ttl,

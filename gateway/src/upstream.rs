@@ -17,8 +17,10 @@ use tonic::transport::Channel;
 
 use crate::config::GatewayConfig;
 
-/// Metadata with the end user's address; identity-svc trusts it only with the internal token.
+/// Metadata with the end user's address; identity-svc trusts it only from the gateway.
 pub const CLIENT_ADDR_METADATA: &str = "x-ashgate-client-addr";
+/// Metadata carrying the gateway's own credential (identity-svc's `GATEWAY_TOKEN_METADATA`).
+pub const GATEWAY_TOKEN_METADATA: &str = "x-ashgate-gateway-token";
 
 /// Who a call to identity-svc is made for.
 #[derive(Debug, Clone, Default)]
@@ -34,17 +36,28 @@ pub struct CallContext {
 pub struct IdentityClient {
     channel: Channel,
     internal_token: Option<MetadataValue<Ascii>>,
+    gateway_token: Option<MetadataValue<Ascii>>,
 }
 
 impl IdentityClient {
-    /// Calls identity-svc over `channel`, presenting `internal_token` (so that it trusts the
-    /// client address the gateway reports).
-    pub fn new(channel: Channel, internal_token: Option<&str>) -> Result<Self, String> {
-        let internal_token = internal_token
-            .map(MetadataValue::try_from)
-            .transpose()
-            .map_err(|_| "ASHGATE_INTERNAL_TOKEN is not valid gRPC metadata".to_owned())?;
-        Ok(Self { channel, internal_token })
+    /// Calls identity-svc over `channel`, presenting `internal_token` and `gateway_token` (so
+    /// that it trusts the client address the gateway reports and takes its sign-in completions).
+    pub fn new(
+        channel: Channel,
+        internal_token: Option<&str>,
+        gateway_token: Option<&str>,
+    ) -> Result<Self, String> {
+        let metadata = |token: Option<&str>, var: &str| {
+            token
+                .map(MetadataValue::try_from)
+                .transpose()
+                .map_err(|_| format!("{var} is not valid gRPC metadata"))
+        };
+        Ok(Self {
+            channel,
+            internal_token: metadata(internal_token, "ASHGATE_INTERNAL_TOKEN")?,
+            gateway_token: metadata(gateway_token, "ASHGATE_GATEWAY_TOKEN")?,
+        })
     }
 
     /// A request carrying the caller's credential, the internal token and the client address.
@@ -54,6 +67,9 @@ impl IdentityClient {
         let metadata = request.metadata_mut();
         if let Some(token) = &self.internal_token {
             metadata.insert(INTERNAL_TOKEN_METADATA, token.clone());
+        }
+        if let Some(token) = &self.gateway_token {
+            metadata.insert(GATEWAY_TOKEN_METADATA, token.clone());
         }
         if let Some(bearer) = &context.bearer
             && let Ok(value) = MetadataValue::try_from(format!("Bearer {bearer}"))
@@ -156,6 +172,7 @@ pub fn connect(config: &GatewayConfig) -> Result<(IdentityClient, CollectorClien
         lazy_channel(&config.identity_urls, &config.identity_tls)
             .map_err(|e| format!("ASHGATE_IDENTITY_URL: {e}"))?,
         config.internal_token.as_ref().map(|s| s.expose()),
+        config.gateway_token.as_ref().map(|s| s.expose()),
     )?;
     let collector = CollectorClient::new(
         lazy_channel(&config.collector_grpc_urls, &ClientTls::default())

@@ -20,6 +20,10 @@ pub struct IdentityConfig {
     pub admin_secret: Option<Secret>,
     /// `ASHGATE_INTERNAL_TOKEN`: what collector-svc and gateway present to internal-only RPCs.
     pub internal_token: Option<Secret>,
+    /// `ASHGATE_GATEWAY_TOKEN`: what only the gateway presents, for the calls that decide whose
+    /// account opens or which address a sign-in came from (OAuth2 completion, client address,
+    /// reset requests). Without it (one process) the internal credential stands in.
+    pub gateway_token: Option<Secret>,
     /// `PHOENIX_DEFAULT_ADMIN_INITIAL_PASSWORD`: only used when the default admin is first created.
     pub default_admin_password: Secret,
     /// `PHOENIX_ADMINS`: `(username, email)` pairs created as admins at start-up when missing.
@@ -126,6 +130,21 @@ impl IdentityConfig {
                 }
             })
             .transpose()?;
+        let gateway_token = env
+            .string("ASHGATE_GATEWAY_TOKEN")
+            .map(|t| {
+                if t.len() < 32 || t.chars().any(char::is_whitespace) {
+                    Err(ConfigError::new(
+                        "ASHGATE_GATEWAY_TOKEN",
+                        "must be at least 32 characters without whitespace",
+                    ))
+                } else if internal_token.as_ref().is_some_and(|i| i.matches(&t)) {
+                    Err(ConfigError::new("ASHGATE_GATEWAY_TOKEN", "must differ from ASHGATE_INTERNAL_TOKEN"))
+                } else {
+                    Ok(Secret::new(t))
+                }
+            })
+            .transpose()?;
         let default_admin_password = Secret::new(
             env.string("PHOENIX_DEFAULT_ADMIN_INITIAL_PASSWORD").unwrap_or_else(|| "admin".into()),
         );
@@ -159,6 +178,7 @@ impl IdentityConfig {
             secret,
             admin_secret,
             internal_token,
+            gateway_token,
             default_admin_password,
             admins,
             strong_password_policy: env.bool("PHOENIX_ENABLE_STRONG_PASSWORD_POLICY", false)?,
@@ -220,6 +240,12 @@ impl IdentityConfig {
             return Err(ConfigError::new(
                 "ASHGATE_INTERNAL_TOKEN",
                 "is required when identity-svc runs as its own process with PHOENIX_ENABLE_AUTH=true (or use mTLS: ASHGATE_IDENTITY_TLS_CLIENT_CA_FILE)",
+            ));
+        }
+        if self.auth_enabled && self.gateway_token.is_none() {
+            return Err(ConfigError::new(
+                "ASHGATE_GATEWAY_TOKEN",
+                "is required when identity-svc runs as its own process with PHOENIX_ENABLE_AUTH=true (the gateway's own credential: collectors must not be able to complete sign-ins)",
             ));
         }
         Ok(self)
@@ -354,6 +380,18 @@ mod tests {
             "ASHGATE_INTERNAL_TOKEN: is required when identity-svc runs as its own process with PHOENIX_ENABLE_AUTH=true (or use mTLS: ASHGATE_IDENTITY_TLS_CLIENT_CA_FILE)"
         );
         let token = auth_on().with("ASHGATE_INTERNAL_TOKEN", "an-internal-token-of-32-characters!");
+        let err =
+            IdentityConfig::from_env(&token).and_then(IdentityConfig::require_internal_token).unwrap_err();
+        assert!(
+            err.to_string().starts_with("ASHGATE_GATEWAY_TOKEN: is required when identity-svc runs"),
+            "{err}"
+        );
+        let same = token.clone().with("ASHGATE_GATEWAY_TOKEN", "an-internal-token-of-32-characters!");
+        assert_eq!(
+            IdentityConfig::from_env(&same).unwrap_err().to_string(),
+            "ASHGATE_GATEWAY_TOKEN: must differ from ASHGATE_INTERNAL_TOKEN"
+        );
+        let token = token.with("ASHGATE_GATEWAY_TOKEN", "a-gateway-token-of-32-characters!!");
         assert!(IdentityConfig::from_env(&token).and_then(IdentityConfig::require_internal_token).is_ok());
         let auth_off = IdentityConfig::from_env(&base()).and_then(IdentityConfig::require_internal_token);
         assert!(auth_off.is_ok());
@@ -364,6 +402,7 @@ mod tests {
         std::fs::write(&pem, "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n").unwrap();
         let pem = pem.display().to_string();
         let mutual = auth_on()
+            .with("ASHGATE_GATEWAY_TOKEN", "a-gateway-token-of-32-characters!!")
             .with("ASHGATE_IDENTITY_TLS_CERT_FILE", &pem)
             .with("ASHGATE_IDENTITY_TLS_KEY_FILE", &pem)
             .with("ASHGATE_IDENTITY_TLS_CLIENT_CA_FILE", &pem);

@@ -1,7 +1,7 @@
 //! Brute-force lockout per (email, address) and the per-address rate limit.
 
 use ashgate_proto::identity as pb;
-use ashgate_testkit::identity::{INTERNAL_TOKEN, IdentityFixture};
+use ashgate_testkit::identity::{GATEWAY_TOKEN, INTERNAL_TOKEN, IdentityFixture};
 use tonic::{Code, Request};
 
 use crate::outcome;
@@ -10,6 +10,7 @@ fn login_from(addr: &str, password: &str) -> Request<pb::LoginRequest> {
     let mut request =
         Request::new(pb::LoginRequest { email: "admin@localhost".into(), password: password.into() });
     request.metadata_mut().insert("x-ashgate-internal-token", INTERNAL_TOKEN.parse().unwrap());
+    request.metadata_mut().insert("x-ashgate-gateway-token", GATEWAY_TOKEN.parse().unwrap());
     request.metadata_mut().insert("x-ashgate-client-addr", addr.parse().unwrap());
     request
 }

@@ -11,7 +11,7 @@
 //! Runs on the machine's Redis when `ASHGATE_TEST_REDIS_URL` is set, else in process.
 
 use ashgate_proto::identity as pb;
-use ashgate_testkit::identity::{INTERNAL_TOKEN, IdentityFixture, bearer};
+use ashgate_testkit::identity::{GATEWAY_TOKEN, INTERNAL_TOKEN, IdentityFixture, bearer};
 use futures::future::join_all;
 use tonic::{Code, Request};
 
@@ -24,6 +24,7 @@ const PASSWORD: &str = "user-password-1";
 fn login_from(addr: &str, password: &str) -> Request<pb::LoginRequest> {
     let mut request = Request::new(pb::LoginRequest { email: EMAIL.into(), password: password.into() });
     request.metadata_mut().insert("x-ashgate-internal-token", INTERNAL_TOKEN.parse().unwrap());
+    request.metadata_mut().insert("x-ashgate-gateway-token", GATEWAY_TOKEN.parse().unwrap());
     request.metadata_mut().insert("x-ashgate-client-addr", addr.parse().unwrap());
     request
 }
@@ -91,6 +92,7 @@ async fn failures_from_many_addresses_do_not_lock_the_owner_out() {
     let login = pb::LoginRequest { email: "bystander@example.com".into(), password: PASSWORD.into() };
     let mut request = Request::new(login);
     request.metadata_mut().insert("x-ashgate-internal-token", INTERNAL_TOKEN.parse().unwrap());
+    request.metadata_mut().insert("x-ashgate-gateway-token", GATEWAY_TOKEN.parse().unwrap());
     request.metadata_mut().insert("x-ashgate-client-addr", "192.0.2.1".parse().unwrap());
     assert!(fx.auth().login(request).await.is_ok());
 }

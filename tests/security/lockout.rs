@@ -7,7 +7,7 @@
 //! of this test's own, so it shares no key with any other test.
 
 use ashgate_proto::identity as pb;
-use ashgate_testkit::identity::{INTERNAL_TOKEN, IdentityFixture, TEST_REDIS_ENV};
+use ashgate_testkit::identity::{GATEWAY_TOKEN, INTERNAL_TOKEN, IdentityFixture, TEST_REDIS_ENV};
 use tonic::{Code, Request};
 
 const LOCKED: &str = "Too many failed login attempts. Please try again later.";
@@ -23,6 +23,7 @@ fn redis_url() -> String {
 fn login_from(email: &str, addr: &str, password: &str) -> Request<pb::LoginRequest> {
     let mut request = Request::new(pb::LoginRequest { email: email.into(), password: password.into() });
     request.metadata_mut().insert("x-ashgate-internal-token", INTERNAL_TOKEN.parse().unwrap());
+    request.metadata_mut().insert("x-ashgate-gateway-token", GATEWAY_TOKEN.parse().unwrap());
     request.metadata_mut().insert("x-ashgate-client-addr", addr.parse().unwrap());
     request
 }

@@ -21,6 +21,7 @@ mod faults;
 mod forwarded;
 mod grpc_limits;
 mod guessing;
+mod internal_credentials;
 mod lockout;
 mod login_csrf;
 mod oauth2_linking;

@@ -60,7 +60,7 @@ impl AuthService for AuthApi {
         request: Request<pb::RequestPasswordResetRequest>,
     ) -> Result<Response<pb::RequestPasswordResetResponse>, Status> {
         // The caller chooses where the emailed link (a credential) points: only the gateway may.
-        super::require_internal(&self.0, &request)?;
+        super::require_gateway(&self.0, &request)?;
         let addr = client_addr(&self.0, &request);
         let body = request.into_inner();
         self.0.request_password_reset(&body.email, addr).await?;

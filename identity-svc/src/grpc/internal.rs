@@ -112,7 +112,8 @@ impl InternalService for InternalApi {
         &self,
         request: Request<pb::CompleteOAuth2SignInRequest>,
     ) -> Result<Response<pb::TokenPair>, Status> {
-        require_internal(&self.identity, &request)?;
+        // Whose account opens is decided here: only the gateway, which verified the ID token.
+        super::require_gateway(&self.identity, &request)?;
         let body = request.into_inner();
         let role = match body.role {
             0 => None,

@@ -33,7 +33,9 @@ const MAX_MESSAGE: usize = 64 * 1024;
 /// Calls in flight on one connection (verifiers multiplex their calls over one).
 const MAX_STREAMS: u32 = 256;
 
-/// Metadata with the end user's address, trusted only from internal callers (the gateway).
+/// Metadata carrying the gateway's own credential (`ASHGATE_GATEWAY_TOKEN`).
+pub const GATEWAY_TOKEN_METADATA: &str = "x-ashgate-gateway-token";
+/// Metadata with the end user's address, trusted only from the gateway.
 pub const CLIENT_ADDR_METADATA: &str = "x-ashgate-client-addr";
 
 /// identity-svc bound to a port, ready to serve.
@@ -168,9 +170,30 @@ fn is_internal<T>(identity: &Identity, request: &Request<T>) -> bool {
     identity.is_internal_caller(presented)
 }
 
-/// The end user's address: what the gateway says (if it proves it is internal), else the peer.
+/// The gateway, which alone may complete sign-ins and name client addresses: it presents
+/// `ASHGATE_GATEWAY_TOKEN` (when none is configured, one process: any internal caller).
+fn is_gateway<T>(identity: &Identity, request: &Request<T>) -> bool {
+    match &identity.config().gateway_token {
+        Some(token) => {
+            let presented = request.metadata().get(GATEWAY_TOKEN_METADATA).and_then(|v| v.to_str().ok());
+            presented.is_some_and(|p| token.matches(p))
+        }
+        None => is_internal(identity, request),
+    }
+}
+
+/// Refuses callers that are not the gateway.
+fn require_gateway<T>(identity: &Identity, request: &Request<T>) -> Result<(), Status> {
+    if is_gateway(identity, request) {
+        Ok(())
+    } else {
+        Err(Status::permission_denied("This RPC is only for the ashgate gateway"))
+    }
+}
+
+/// The end user's address: what the gateway says (if it proves it is the gateway), else the peer.
 fn client_addr<T>(identity: &Identity, request: &Request<T>) -> Option<IpAddr> {
-    if is_internal(identity, request)
+    if is_gateway(identity, request)
         && let Some(addr) =
             request.metadata().get(CLIENT_ADDR_METADATA).and_then(|v| v.to_str().ok()?.parse().ok())
     {

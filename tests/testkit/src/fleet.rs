@@ -17,7 +17,7 @@ use anyhow::{Context as _, bail};
 pub use stores::{PG_BIN_ENV, PrivatePostgres, PrivateRedis};
 
 use crate::collector::free_port;
-use crate::identity::{ADMIN_SECRET, INTERNAL_TOKEN, SECRET};
+use crate::identity::{ADMIN_SECRET, GATEWAY_TOKEN, INTERNAL_TOKEN, SECRET};
 
 /// Variable overriding the services' `RUST_LOG` (default `info`).
 pub const LOG_ENV: &str = "ASHGATE_FLEET_RUST_LOG";
@@ -270,6 +270,7 @@ impl Fleet {
                 .map(|(i, ports)| {
                     let env = common(&[
                         ("PHOENIX_ADMIN_SECRET", ADMIN_SECRET.into()),
+                        ("ASHGATE_GATEWAY_TOKEN", GATEWAY_TOKEN.into()),
                         ("PHOENIX_SQL_DATABASE_URL", postgres.url()),
                         ("ASHGATE_REDIS_URL", redis.url()),
                         ("ASHGATE_REDIS_NAMESPACE", "fleet".into()),
@@ -299,6 +300,7 @@ impl Fleet {
         )?;
         let gateway_env = common(&[
             ("PHOENIX_PORT", gateway_port.to_string()),
+            ("ASHGATE_GATEWAY_TOKEN", GATEWAY_TOKEN.into()),
             (
                 "ASHGATE_COLLECTOR_GRPC_URLS",
                 list(collector_ports.iter().map(|p| format!("http://127.0.0.1:{}", p.grpc)).collect()),

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::collector::CollectorFixture;
-use crate::identity::{INTERNAL_TOKEN, IdentityFixture};
+use crate::identity::{GATEWAY_TOKEN, INTERNAL_TOKEN, IdentityFixture};
 
 /// Crates gateway tests use, re-exported so the root package needs no extra dev-dependencies.
 pub mod deps {
@@ -90,6 +90,7 @@ impl GatewayFixture {
             ("PHOENIX_ENABLE_AUTH", auth.to_owned()),
             ("ASHGATE_IDENTITY_URL", identity.url()),
             ("ASHGATE_INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
+            ("ASHGATE_GATEWAY_TOKEN", GATEWAY_TOKEN.to_owned()),
             ("ASHGATE_COLLECTOR_GRPC_URLS", collector.grpc_endpoint()),
             ("ASHGATE_COLLECTOR_HTTP_URLS", format!("http://{}", collector.http_addr)),
         ]);

@@ -24,6 +24,8 @@ pub const SECRET: &str = "test-secret-0123456789abcdefghijklmnop";
 pub const ADMIN_SECRET: &str = "admin-secret-0123456789abcdefghijklmn";
 /// The internal service credential of every fixture.
 pub const INTERNAL_TOKEN: &str = "internal-token-0123456789abcdefghijklm";
+/// The gateway's own credential of every fixture (`ASHGATE_GATEWAY_TOKEN`).
+pub const GATEWAY_TOKEN: &str = "gateway-token-0123456789abcdefghijklmn";
 /// The default admin's password after [`IdentityFixture::admin_token`] changed it.
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
 /// Environment variable naming a Redis server for tests; unset means in-process only.
@@ -39,6 +41,7 @@ pub fn test_env(database_url: &str, namespace: &str) -> Env {
         ("PHOENIX_SECRET", SECRET),
         ("PHOENIX_ADMIN_SECRET", ADMIN_SECRET),
         ("ASHGATE_INTERNAL_TOKEN", INTERNAL_TOKEN),
+        ("ASHGATE_GATEWAY_TOKEN", GATEWAY_TOKEN),
         ("PHOENIX_SQL_DATABASE_URL", database_url),
         ("PHOENIX_DISABLE_RATE_LIMIT", "true"),
         ("ASHGATE_PASSWORD_HASH_CONCURRENCY", "2"),
