@@ -180,6 +180,50 @@ async fn propagation(a: &IdentityFixture, b: &IdentityFixture, label: &str) {
 }
 
 #[tokio::main]
+/// Sign-in limits kept in memory (no Redis) under a flood of a million distinct emails and
+/// addresses: the latency of a reservation and the records held stay flat (bounded caches with
+/// expiry; the old maps were swept by `retain` under one lock once past 100,000 entries).
+async fn limits_under_a_million_keys() {
+    use ashgate_identity::config::LoginProtection;
+    use ashgate_identity::limits::{AUTH_BUCKET, Guard, Limits};
+    let protection = LoginProtection {
+        enabled: true,
+        max_attempts: 5,
+        max_attempts_per_email: 50,
+        lockout: Duration::from_secs(300),
+        window: Duration::from_secs(900),
+    };
+    let limits = Limits::new(protection, true, None, "bench").unwrap();
+    let rss = || ashgate_testkit::faults::rss_kib(std::process::id()).unwrap_or(0) as f64 / 1024.0;
+    let started_rss = rss();
+    let mut window = Vec::with_capacity(100_000);
+    println!("limits, in memory, one reservation and one bucket token per distinct email and address:");
+    println!("| keys so far | p50 | p99 | records held | process RSS |");
+    println!("|---:|---:|---:|---:|---:|");
+    for i in 0u32..1_000_000 {
+        let addr = std::net::IpAddr::from(i.wrapping_add(0x0a00_0000).to_be_bytes());
+        let t = Instant::now();
+        let attempt =
+            limits.reserve(Guard::SignIn, &format!("user{i}@example.com"), Some(addr)).await.unwrap();
+        drop(attempt); // a failure, counted
+        limits.check_rate(AUTH_BUCKET, Some(addr)).await.unwrap();
+        window.push(t.elapsed());
+        if (i + 1) % 200_000 == 0 {
+            window.sort();
+            println!(
+                "| {} | {:.1} µs | {:.1} µs | {} | {:.0} MiB (+{:.0}) |",
+                i + 1,
+                percentile(&window, 0.5).as_secs_f64() * 1e6,
+                percentile(&window, 0.99).as_secs_f64() * 1e6,
+                limits.records_in_memory(),
+                rss(),
+                rss() - started_rss,
+            );
+            window.clear();
+        }
+    }
+}
+
 async fn main() {
     let database = if std::env::var("ASHGATE_TEST_DATABASE_URL").is_ok() { "PostgreSQL" } else { "SQLite" };
     println!("identity bench on {database}, {} s per load figure", RUN_FOR.as_secs());
@@ -189,6 +233,7 @@ async fn main() {
     verify_rpc(&fx, &key).await;
     client_library(&fx, &key).await;
     propagation(&fx, &fx, "within one replica").await;
+    limits_under_a_million_keys().await;
     if std::env::var("ASHGATE_TEST_REDIS_URL").is_ok() {
         let b = fx.replica(|env| env).await;
         propagation(&fx, &b, "replica A -> replica B (Redis)").await;

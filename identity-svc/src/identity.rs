@@ -2,10 +2,9 @@
 //! password pool, limits and the revocation bus. Operations live in the aggregate modules
 //! (`session`, `user`, `api_key`, `verify`); transports only translate.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::IdentityConfig;
 use crate::error::{Error, Result};
@@ -30,8 +29,8 @@ pub struct Identity {
     pub(crate) revocations: RevocationBus,
     pub(crate) cache: VerifyCache,
     pub(crate) system_user_id: i64,
-    /// When each API key's `last_used_at` was last written, so it is written at most once a minute.
-    pub(crate) key_touches: Mutex<HashMap<i64, Instant>>,
+    /// API keys whose `last_used_at` was written in the last minute (bounded, expiring).
+    pub(crate) key_touches: moka::sync::Cache<i64, ()>,
     /// Present when SMTP is configured.
     pub(crate) mailer: Option<Mailer>,
 }
@@ -69,7 +68,10 @@ impl Identity {
             policy: PasswordPolicy { strong: config.strong_password_policy },
             codec: config.signing_secret().map(TokenCodec::new),
             cache: VerifyCache::new(),
-            key_touches: Mutex::default(),
+            key_touches: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
             mailer,
             config,
             store,

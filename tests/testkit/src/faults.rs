@@ -164,13 +164,22 @@ pub fn raise_open_files_limit() -> u64 {
     limit.rlim_cur
 }
 
-/// Resident memory of process `pid` in KiB (`VmRSS` of `/proc/<pid>/status`).
-pub fn rss_kib(pid: u32) -> Option<u64> {
+/// Resident memory of process `pid` now and at its peak, in KiB (`VmRSS`, `VmHWM` of
+/// /proc/<pid>/status).
+pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Resident memory of process `pid` now, in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    memory_kib(pid).map(|(rss, _)| rss)
 }
 
 /// A write lock held on one table of a test database by another connection, as a long
