@@ -13,6 +13,9 @@ pub mod fleet;
 /// A real OpenID Provider (npm `oidc-provider`) for OAuth2 sign-in tests.
 pub mod oidc;
 
+/// A real directory (OpenLDAP `slapd`) for LDAP sign-in tests.
+pub mod ldap;
+
 /// A real SMTP server (Python `aiosmtpd`) for password-recovery tests.
 pub mod smtp;
 
