@@ -59,7 +59,8 @@ pub async fn login(
     client: ClientAddr,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Response> {
-    let username = body.get("username").and_then(Value::as_str).filter(|u| !u.trim().is_empty());
+    // Phoenix: a blank username is a failed sign-in, not a missing one.
+    let username = body.get("username").and_then(Value::as_str).filter(|u| !u.is_empty());
     let password = body.get("password").and_then(Value::as_str).filter(|p| !p.is_empty());
     let (Some(username), Some(password)) = (username, password) else {
         return Err(ApiError::Unauthenticated(CREDENTIALS_REQUIRED.into()));

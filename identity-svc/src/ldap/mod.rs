@@ -58,16 +58,18 @@ impl Identity {
             return Err(Error::Unavailable(LDAP_NOT_CONFIGURED.into()));
         };
         self.limits.check_rate(AUTH_BUCKET, client_addr).await?;
-        let username = username.trim();
         // An empty password would be an anonymous bind, which many directories accept.
         if username.is_empty() || password.expose().is_empty() {
             return Err(Error::Unauthenticated(LDAP_CREDENTIALS_REQUIRED));
         }
+        let username = username.trim();
         let key = lockout_key(username);
         self.limits.check_login(&key, client_addr).await?;
-        let too_long =
-            username.chars().count() > MAX_USERNAME_CHARS || password.expose().len() > MAX_PASSWORD_BYTES;
-        let found = if too_long {
+        // Phoenix refuses a blank or oversized username as a failed sign-in.
+        let unusable = username.is_empty()
+            || username.chars().count() > MAX_USERNAME_CHARS
+            || password.expose().len() > MAX_PASSWORD_BYTES;
+        let found = if unusable {
             Err(DirectoryError::Refused)
         } else {
             directory.authenticate(username, password).await
