@@ -230,6 +230,18 @@ fn searches_and_filters_are_checked() {
     );
     assert_eq!(posix.group_search_base_dns, ["ou=groups,dc=example,dc=com"]);
     assert_eq!(posix.group_search_filter_user_attr.as_deref(), Some("uid"));
+    // docs/ldap.md's Active Directory filters are accepted (extensible matches included).
+    let ad = config(
+        &base()
+            .with(
+                "PHOENIX_LDAP_USER_SEARCH_FILTER",
+                "(&(objectClass=user)(sAMAccountName=%s)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))",
+            )
+            .with("PHOENIX_LDAP_GROUP_SEARCH_FILTER", "(member:1.2.840.113556.1.4.1941:=%s)")
+            .with("PHOENIX_LDAP_GROUP_SEARCH_FILTER_USER_ATTR", "distinguishedName")
+            .with("PHOENIX_LDAP_GROUP_SEARCH_BASE_DNS", r#"["OU=Groups,DC=corp,DC=example,DC=com"]"#),
+    );
+    assert!(ad.group_search_filter.is_some());
     // An empty attribute name turns the attribute off.
     assert_eq!(config(&base().with("PHOENIX_LDAP_ATTR_DISPLAY_NAME", "")).attr_display_name, None);
 }
