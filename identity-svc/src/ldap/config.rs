@@ -70,8 +70,9 @@ pub struct GroupRoleMapping {
     pub role: Role,
 }
 
-/// The directory sign-in configuration.
-#[derive(Debug, Clone)]
+/// The directory sign-in configuration (its `Debug` shows neither the bind password nor the
+/// TLS key material).
+#[derive(Clone)]
 pub struct LdapConfig {
     /// `PHOENIX_LDAP_HOST`: fail-over happens on connection errors only.
     pub hosts: Vec<LdapHost>,
@@ -111,6 +112,22 @@ pub struct LdapConfig {
     pub operation_timeout: Duration,
     /// `ASHGATE_LDAP_TIMEOUT_SECONDS` (20): the whole sign-in, every host included.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for LdapConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LdapConfig")
+            .field("hosts", &self.hosts)
+            .field("tls_mode", &self.tls_mode)
+            .field("tls", &self.tls.is_some())
+            .field("bind_dn", &self.bind.as_ref().map(|(dn, _)| dn))
+            .field("user_search_base_dns", &self.user_search_base_dns)
+            .field("user_search_filter", &self.user_search_filter)
+            .field("group_search_filter", &self.group_search_filter)
+            .field("group_role_mappings", &self.group_role_mappings)
+            .field("allow_sign_up", &self.allow_sign_up)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LdapConfig {

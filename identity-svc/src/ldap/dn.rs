@@ -3,7 +3,7 @@
 //! filter values (RFC 4515), escaped so a username like `*)(uid=*` is a literal that matches
 //! nobody instead of a filter that matches everybody.
 
-/// One attribute type and value of a relative DN, both canonical.
+/// One attribute type and value of a relative DN, both canonical (the value escaped).
 type Ava = (String, String);
 
 /// The canonical form of a DN: attribute types and values lower-cased, whitespace around
@@ -19,7 +19,7 @@ pub fn canonical_dn(dn: &str) -> Option<String> {
         .into_iter()
         .map(|mut avas| {
             avas.sort();
-            avas.iter().map(|(t, v)| format!("{t}={}", escape_value(v))).collect::<Vec<_>>().join("+")
+            avas.iter().map(|(t, v)| format!("{t}={v}")).collect::<Vec<_>>().join("+")
         })
         .collect();
     Some(rdns.join(","))
@@ -52,7 +52,7 @@ pub fn fill_filter(template: &str, value: &str) -> String {
     template.replace("%s", &escape_filter_value(value))
 }
 
-/// Parses a non-empty DN into RDNs of (lower-cased type, lower-cased decoded value).
+/// Parses a non-empty DN into RDNs of (lower-cased type, canonical value).
 fn parse(dn: &str) -> Option<Vec<Vec<Ava>>> {
     let mut rdns = Vec::new();
     let mut rdn = Vec::new();
@@ -99,8 +99,9 @@ fn read_type(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<Str
     None
 }
 
-/// A value up to an unescaped `,`, `+` or the end: escapes decoded, unescaped surrounding
-/// spaces dropped, lower-cased. A `#`-prefixed (BER hex) value is kept as hex.
+/// A value up to an unescaped `,`, `+` or the end, canonical: escapes decoded, unescaped
+/// surrounding spaces dropped, lower-cased, escaped again one way. A `#`-prefixed (BER hex)
+/// value stays hex; a text value that starts with `#` keeps it escaped, so the two never meet.
 fn read_value(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<(String, End)> {
     // (byte, was escaped): escaped spaces are significant, unescaped ones at the ends are not.
     let mut bytes: Vec<(u8, bool)> = Vec::new();
@@ -141,17 +142,17 @@ fn read_value(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<(S
     }
     let hex = bytes.first().is_some_and(|&(b, escaped)| b == b'#' && !escaped);
     let value = String::from_utf8(bytes.into_iter().map(|(b, _)| b).collect()).ok()?;
-    if hex && !value.chars().skip(1).all(|c| c.is_ascii_hexdigit()) {
-        return None;
+    if hex {
+        if value.len() < 2 || !value.chars().skip(1).all(|c| c.is_ascii_hexdigit()) {
+            return None;
+        }
+        return Some((value.to_ascii_lowercase(), end));
     }
-    Some((value.to_lowercase(), end))
+    Some((escape_value(&value.to_lowercase()), end))
 }
 
-/// Escapes a decoded value the one canonical way (RFC 4514 §2.4).
+/// Escapes a decoded text value the one canonical way (RFC 4514 §2.4).
 fn escape_value(value: &str) -> String {
-    if value.starts_with('#') && value.len() > 1 && value.chars().skip(1).all(|c| c.is_ascii_hexdigit()) {
-        return value.to_owned();
-    }
     let last = value.chars().count().saturating_sub(1);
     let mut escaped = String::with_capacity(value.len());
     for (i, c) in value.chars().enumerate() {
@@ -193,6 +194,14 @@ mod tests {
         assert_eq!(canonical_dn(r"cn=caf\c3\a9,dc=x").as_deref(), Some("cn=café,dc=x"));
         assert_eq!(canonical_dn("1.2.3.4=#04024869,dc=x").as_deref(), Some("1.2.3.4=#04024869,dc=x"));
         assert_eq!(canonical_dn("   ").as_deref(), Some(""));
+        // A text value that starts with '#' is not the BER value with the same digits.
+        assert_eq!(canonical_dn(r"cn=\#0A,dc=x").as_deref(), Some(r"cn=\#0a,dc=x"));
+        assert_eq!(canonical_dn("cn=#0A,dc=x").as_deref(), Some("cn=#0a,dc=x"));
+        // Canonical forms are fixed points.
+        for dn in [r"cn=Smith\2c John+uid=J,dc=x", r"cn=\ a\ ,dc=x", r"cn=\#,o=\3d\00", "cn=#00ff,dc=X"] {
+            let once = canonical_dn(dn).unwrap();
+            assert_eq!(canonical_dn(&once).as_deref(), Some(once.as_str()), "{dn}");
+        }
     }
 
     #[test]
@@ -210,9 +219,28 @@ mod tests {
             "c n=a",
             "1.=a",
             "cn=#zz",
+            "cn=#",
         ] {
             assert_eq!(canonical_dn(bad), None, "{bad:?}");
             assert!(!is_valid_dn(bad));
+        }
+    }
+
+    #[test]
+    fn random_text_never_panics_and_canonical_forms_are_fixed_points() {
+        use rand::Rng as _;
+        // The characters DN and filter syntax care about, plus some that they do not.
+        let alphabet: Vec<char> = "cnou=,+\\#\" ;<>*()0aZ9é\0".chars().collect();
+        let mut rng = rand::rng();
+        for _ in 0..20_000 {
+            let len = rng.random_range(0..16);
+            let text: String =
+                (0..len).filter_map(|_| alphabet.get(rng.random_range(0..alphabet.len())).copied()).collect();
+            if let Some(once) = canonical_dn(&text) {
+                assert_eq!(canonical_dn(&once).as_deref(), Some(once.as_str()), "{text:?}");
+            }
+            let filter = fill_filter("(&(objectClass=person)(uid=%s))", &text);
+            assert!(ldap3::parse_filter(&filter).is_ok(), "{text:?} gave {filter:?}");
         }
     }
 
