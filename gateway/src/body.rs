@@ -11,8 +11,9 @@ use serde::de::DeserializeOwned;
 use crate::config::MAX_JSON_BODY_BYTES;
 use crate::error::ApiError;
 
-/// A JSON body of at most [`MAX_JSON_BODY_BYTES`]; malformed JSON, wrong types and missing
-/// fields are 422 with serde's description, an oversized body is 413.
+/// A JSON body of at most [`MAX_JSON_BODY_BYTES`]: `Content-Type: application/json` or 415 (a
+/// body a cross-site page can send without a preflight is never read as JSON); malformed JSON,
+/// wrong types and missing fields are 422 with serde's description, an oversized body is 413.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -64,10 +65,30 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::Unprocessable(format!("Invalid request body: {e}")))
 }
 
+/// Refuses a body whose `Content-Type` (parameters aside, any case) is not `expected`.
+pub fn require_content_type(
+    request: &Request,
+    expected: &'static str,
+    refusal: &'static str,
+) -> Result<(), ApiError> {
+    let essence = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    if essence.is_some_and(|e| e.eq_ignore_ascii_case(expected)) {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(refusal))
+    }
+}
+
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
+        require_content_type(&request, "application/json", "Content-Type must be application/json")?;
         let bytes = read_limited(request, MAX_JSON_BODY_BYTES).await?;
         parse_json(&bytes).map(Self)
     }

@@ -14,6 +14,7 @@ use http::request::Parts;
 
 use crate::cookies::{ACCESS_COOKIE, read_cookie};
 use crate::error::ApiError;
+use crate::proxies::TrustedProxies;
 use crate::state::AppState;
 use crate::upstream::CallContext;
 
@@ -51,19 +52,15 @@ impl Credential {
     }
 }
 
-/// The end user's address: the TCP peer, or the first `X-Forwarded-For` hop when configured.
-pub fn client_addr(parts: &Parts, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for
-        && let Some(addr) = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
-    {
-        return Some(addr);
-    }
+/// The TCP peer's address.
+pub fn peer_addr(parts: &Parts) -> Option<IpAddr> {
     parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+}
+
+/// The end user's address: the TCP peer, or what the trusted proxies in front of the gateway
+/// say (see [`crate::proxies`]).
+pub fn client_addr(parts: &Parts, proxies: &TrustedProxies) -> Option<IpAddr> {
+    proxies.client_addr(peer_addr(parts), &parts.headers)
 }
 
 /// An authenticated caller whose session may be one that must change its password first
@@ -82,7 +79,7 @@ impl FromRequestParts<AppState> for AnyCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let client_addr = client_addr(parts, state.config.trust_forwarded_for);
+        let client_addr = client_addr(parts, &state.config.trusted_proxies);
         let credential = Credential::of(&parts.headers);
         if !state.config.auth_enabled {
             let context = CallContext { bearer: None, client_addr };
@@ -123,7 +120,20 @@ impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(Self(client_addr(parts, state.config.trust_forwarded_for)))
+        Ok(Self(client_addr(parts, &state.config.trusted_proxies)))
+    }
+}
+
+/// The TCP peer's address (a proxy's, behind one), for deciding whether to believe the
+/// `X-Forwarded-*` headers it wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for PeerAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, ApiError> {
+        Ok(Self(peer_addr(parts)))
     }
 }
 

@@ -48,9 +48,9 @@ pub struct GatewayConfig {
     pub collector_http_urls: Vec<String>,
     /// `ASHGATE_VERIFY_CACHE_SECONDS` (60): the longest a verified credential is cached.
     pub verify_cache_ttl: Duration,
-    /// `ASHGATE_GATEWAY_TRUST_FORWARDED_FOR`: take the client address from `X-Forwarded-For`
-    /// (only behind a proxy that sets it).
-    pub trust_forwarded_for: bool,
+    /// `ASHGATE_TRUSTED_PROXIES` / `ASHGATE_TRUSTED_PROXY_HOPS`: the proxies whose
+    /// `X-Forwarded-For` entries name the client (none by default: the TCP peer is the client).
+    pub trusted_proxies: crate::proxies::TrustedProxies,
     /// `PHOENIX_OAUTH2_<IDP>_*`: the identity providers, sorted by name.
     pub oauth2: Vec<crate::oauth2::config::ProviderConfig>,
     /// `PHOENIX_DISABLE_RATE_LIMIT` inverted: per-address limits on the OAuth2 routes.
@@ -64,6 +64,9 @@ pub struct GatewayConfig {
     pub connection_limits: crate::serve::ConnectionLimits,
     /// `ASHGATE_HTTP_BODY_TIMEOUT_SECONDS` (30): longest a request body may take to arrive.
     pub body_timeout: Duration,
+    /// `ASHGATE_GATEWAY_MAX_FORWARDS` (32): `POST /v1/traces` exports read and forwarded at
+    /// once; each holds its body (at most 4 MiB) in memory.
+    pub max_forwards: usize,
 }
 
 impl GatewayConfig {
@@ -88,7 +91,7 @@ impl GatewayConfig {
             }
             Some(p) => p,
         };
-        let root_url = env.string("PHOENIX_ROOT_URL").map(|u| parse_root_url(&u)).transpose()?;
+        let root_url = env.root_url()?;
         let cookies_path = env.string("PHOENIX_COOKIES_PATH").unwrap_or_else(|| "/".into());
         if !cookies_path.starts_with('/') || cookies_path.chars().any(|c| c.is_control() || c == ';') {
             return Err(ConfigError::new("PHOENIX_COOKIES_PATH", "must be a URL path starting with '/'"));
@@ -141,7 +144,7 @@ impl GatewayConfig {
             collector_grpc_urls: url_list(env, "ASHGATE_COLLECTOR_GRPC_URLS", "http://127.0.0.1:4317")?,
             collector_http_urls: url_list(env, "ASHGATE_COLLECTOR_HTTP_URLS", "http://127.0.0.1:4318")?,
             verify_cache_ttl: verifier.max_cache_ttl,
-            trust_forwarded_for: env.bool("ASHGATE_GATEWAY_TRUST_FORWARDED_FOR", false)?,
+            trusted_proxies: crate::proxies::TrustedProxies::from_env(env)?,
             connection_limits: crate::serve::ConnectionLimits {
                 header_timeout: Duration::from_secs(env.u64_in(
                     "ASHGATE_HTTP_HEADER_TIMEOUT_SECONDS",
@@ -157,6 +160,8 @@ impl GatewayConfig {
                 )?)
                 .unwrap_or(10_000),
             },
+            max_forwards: usize::try_from(env.u64_in("ASHGATE_GATEWAY_MAX_FORWARDS", 32, 1, 4096)?)
+                .unwrap_or(32),
             body_timeout: Duration::from_secs(env.u64_in(
                 "ASHGATE_HTTP_BODY_TIMEOUT_SECONDS",
                 30,
@@ -204,16 +209,6 @@ fn url_list(env: &Env, var: &str, default: &str) -> Result<Vec<String>, ConfigEr
         }
     }
     Ok(urls)
-}
-
-/// `PHOENIX_ROOT_URL` must have a scheme and a host (Phoenix: scheme + netloc).
-fn parse_root_url(raw: &str) -> Result<String, ConfigError> {
-    let bad = || ConfigError::new("PHOENIX_ROOT_URL", "must be an absolute URL with scheme and host");
-    let url = url::Url::parse(raw).map_err(|_| bad())?;
-    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
-        return Err(bad());
-    }
-    Ok(raw.trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]

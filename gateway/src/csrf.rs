@@ -3,11 +3,12 @@
 //! 1. Phoenix's rule (reference §7), when `PHOENIX_CSRF_TRUSTED_ORIGINS` is set: on every
 //!    request, each present, non-empty `Origin` / `Referer` header must name a trusted host,
 //!    else 401 "untrusted origin" / "untrusted referer".
-//! 2. Beyond Phoenix, always: a state-changing request (POST, PUT, PATCH, DELETE) that a browser
-//!    could send cross-site without a CORS preflight — one that carries a session cookie and no
-//!    `Authorization` header, or an HTML-form content type — must carry `Origin` or `Referer`,
-//!    and its host must be trusted (list set) or equal the request's `Host` (list unset).
-//!    Scripts that send `Authorization: Bearer` with JSON are not affected.
+//! 2. Beyond Phoenix, always: a state-changing request (POST, PUT, PATCH, DELETE) that carries
+//!    `Origin` (or, without it, `Referer`) must name a trusted host (list set) or the request's
+//!    own `Host` (list unset), whatever its content type and credential; `Origin: null` is
+//!    nobody's. One that carries neither is refused when a browser could have sent it
+//!    cross-site without a CORS preflight (a session cookie and no `Authorization` header, or
+//!    an HTML-form content type). Scripts, which send neither header, are not affected.
 //! 3. HTML forms also carry a token derived from the access cookie (see [`form_token`]), and
 //!    the session cookies are SameSite=Strict.
 
@@ -39,11 +40,9 @@ fn header(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&str> {
     headers.get(name).map(|v| v.to_str().unwrap_or("\u{0}")).filter(|v| !v.is_empty())
 }
 
-/// Whether a browser could send this request from another site without a preflight.
-fn forgeable(method: &Method, headers: &HeaderMap) -> bool {
-    if !matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
-        return false;
-    }
+/// Whether a browser could send this state-changing request from another site without a
+/// preflight and with the user's credentials.
+fn forgeable(headers: &HeaderMap) -> bool {
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let simple_form = matches!(
@@ -66,19 +65,24 @@ pub fn check(trusted_hosts: &[String], method: &Method, headers: &HeaderMap) -> 
             return Err("untrusted referer");
         }
     }
-    if !forgeable(method, headers) {
+    if !matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
         return Ok(());
     }
+    // A state-changing request that names where it comes from must come from here, whatever
+    // its content type or credential: browsers send `Origin` on every cross-site POST, and a
+    // `fetch` with a Blob body needs no preflight and sets no content type (login CSRF).
     let (value, refusal) = match (origin, referer) {
-        // Browsers send `Origin: null` from sandboxed or privacy-sensitive contexts.
-        (Some(o), _) if o != "null" => (o, "untrusted origin"),
-        (_, Some(r)) => (r, "untrusted referer"),
-        _ => return Err("untrusted origin"),
+        (Some(o), _) => (o, "untrusted origin"),
+        (None, Some(r)) => (r, "untrusted referer"),
+        // Scripts send neither; a browser request a site could forge must name one.
+        (None, None) if forgeable(headers) => return Err("untrusted origin"),
+        (None, None) => return Ok(()),
     };
     if !trusted_hosts.is_empty() {
         // Rule 1 already checked every present header against the list.
         return Ok(());
     }
+    // `Origin: null` (sandboxed frames, some redirects) parses to no host: nobody's origin.
     let request_host = headers.get(HOST).and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
     match (host_of(value, true), request_host) {
         (Some(from), Some(to)) if from == to => Ok(()),
@@ -158,6 +162,18 @@ mod tests {
         // Scripts with a bearer credential and JSON are not browsers.
         assert_eq!(check(&[], &post, &headers(&[cookie, host, ("authorization", "Bearer k")])), Ok(()));
         assert_eq!(check(&[], &post, &headers(&[host, ("content-type", "application/json")])), Ok(()));
+        // A foreign or null origin is refused whatever the credential and content type.
+        let bearer = ("authorization", "Bearer k");
+        assert_eq!(
+            check(&[], &post, &headers(&[host, bearer, ("origin", "http://evil.test")])),
+            Err("untrusted origin")
+        );
+        assert_eq!(check(&[], &post, &headers(&[host, ("origin", "null")])), Err("untrusted origin"));
+        assert_eq!(
+            check(&[], &post, &headers(&[host, ("referer", "http://evil.test/")])),
+            Err("untrusted referer")
+        );
+        assert_eq!(check(&[], &Method::GET, &headers(&[host, ("origin", "http://evil.test")])), Ok(()));
         // A form post is forgeable even without cookies (login CSRF).
         let form = ("content-type", "application/x-www-form-urlencoded");
         assert_eq!(check(&[], &post, &headers(&[host, form])), Err("untrusted origin"));

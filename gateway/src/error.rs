@@ -37,6 +37,9 @@ pub enum ApiError {
     /// 413.
     #[error("{0}")]
     TooLarge(String),
+    /// 415: the body is not of the one media type the route reads.
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
     /// 408: the request body did not arrive in time.
     #[error("{0}")]
     Timeout(String),
@@ -70,6 +73,7 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -81,7 +85,7 @@ impl ApiError {
     pub fn public_message(&self) -> &str {
         match self {
             Self::Internal(_) => "Internal Server Error",
-            Self::UntrustedOrigin(m) => m,
+            Self::UntrustedOrigin(m) | Self::UnsupportedMediaType(m) => m,
             Self::Unauthenticated(m)
             | Self::Forbidden(m)
             | Self::NotFound(m)

@@ -18,6 +18,7 @@ pub mod global_id;
 pub mod metrics;
 pub mod oauth2;
 pub mod pages;
+pub mod proxies;
 pub mod rate_limit;
 pub mod routes;
 pub mod security;
@@ -81,7 +82,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/system/api_keys/{api_key_id}", axum::routing::delete(routes::api_keys::delete_system))
         .route("/v1/projects", get(routes::spans::list_projects))
         .route("/v1/projects/{project_identifier}/spans", get(routes::spans::list_spans))
-        .route("/v1/traces", post(routes::traces::forward));
+        .route("/v1/traces", post(routes::traces::forward))
+        // Answers carry keys, users and spans: no browser or proxy may keep them.
+        .layer(axum::middleware::from_fn(routes::auth::add_no_store));
     let ops = Router::new()
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))
@@ -149,6 +152,18 @@ impl Gateway {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| Error::Startup(format!("cannot bind {}: {e}", config.listen)))?;
+        Self::on_listener(listener, config, verifier, identity, collector).await
+    }
+
+    /// Like [`Gateway::bind`], on a listener the caller bound already (so it can know the
+    /// address, e.g. for `PHOENIX_ROOT_URL`, before the gateway starts).
+    pub async fn on_listener(
+        listener: TcpListener,
+        config: GatewayConfig,
+        verifier: CredentialVerifier,
+        identity: IdentityClient,
+        collector: CollectorClient,
+    ) -> Result<Self, Error> {
         let limits = config.connection_limits;
         let state = AppState::new(config, verifier, identity, collector).map_err(Error::Startup)?;
         // One discovery attempt per identity provider (bounded); failures retry in the background.
@@ -159,6 +174,14 @@ impl Gateway {
 
     /// Binds with upstreams built from `config` (verifier included; needs a tokio runtime).
     pub async fn connect(config: GatewayConfig) -> Result<Self, Error> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| Error::Startup(format!("cannot bind {}: {e}", config.listen)))?;
+        Self::connect_on(listener, config).await
+    }
+
+    /// Like [`Gateway::connect`], on a listener the caller bound already.
+    pub async fn connect_on(listener: TcpListener, config: GatewayConfig) -> Result<Self, Error> {
         let verifier = if config.auth_enabled {
             CredentialVerifier::connect(config.verifier_config())
                 .map_err(|e| Error::Startup(format!("ASHGATE_IDENTITY_URL: {e}")))?
@@ -166,7 +189,7 @@ impl Gateway {
             CredentialVerifier::disabled()
         };
         let (identity, collector) = upstream::connect(&config).map_err(Error::Startup)?;
-        Self::bind(config, verifier, identity, collector).await
+        Self::on_listener(listener, config, verifier, identity, collector).await
     }
 
     /// The address actually bound.

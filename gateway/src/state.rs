@@ -37,6 +37,8 @@ pub struct Shared {
     pub oauth2_login_limit: RateLimiter,
     /// Per-address limit on `/oauth2/{idp}/tokens` (Phoenix: 0.5/s, burst 15).
     pub oauth2_callback_limit: RateLimiter,
+    /// `POST /v1/traces` exports read and forwarded at once (`ASHGATE_GATEWAY_MAX_FORWARDS`).
+    pub forwards: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -50,7 +52,6 @@ impl AppState {
         let oauth2 = Providers::new(&config.oauth2)?;
         let oauth2_state = StateSigner::new(config.internal_token.as_ref());
         Ok(Self(Arc::new(Shared {
-            config,
             verifier,
             identity,
             collector,
@@ -59,6 +60,8 @@ impl AppState {
             oauth2_state,
             oauth2_login_limit: RateLimiter::new(0.2, 6.0),
             oauth2_callback_limit: RateLimiter::new(0.5, 15.0),
+            forwards: tokio::sync::Semaphore::new(config.max_forwards),
+            config,
         })))
     }
 }

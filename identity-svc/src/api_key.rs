@@ -60,6 +60,10 @@ pub struct NewApiKey {
     pub expires_at_ms: Option<i64>,
 }
 
+/// 9999-12-31T23:59:59.999Z, the last instant an ISO 8601 date can name; later expiries are
+/// refused rather than carried into arithmetic that could overflow.
+pub const LATEST_EXPIRY_MS: i64 = 253_402_300_799_999;
+
 /// Phoenix's 404 text for keys.
 pub const API_KEY_NOT_FOUND: &str = "API key not found";
 
@@ -177,6 +181,9 @@ impl Identity {
         let now = now_ms();
         if request.expires_at_ms.is_some_and(|exp| exp <= now) {
             return Err(Error::Invalid("Expiry must be in the future".into()));
+        }
+        if request.expires_at_ms.is_some_and(|exp| exp > LATEST_EXPIRY_MS) {
+            return Err(Error::Invalid("Expiry must be before the year 10000".into()));
         }
         let nonce = Nonce::generate();
         let new = NewApiKey {

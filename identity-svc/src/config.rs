@@ -32,6 +32,10 @@ pub struct IdentityConfig {
     pub access_token_ttl: Duration,
     /// `PHOENIX_REFRESH_TOKEN_EXPIRY_MINUTES` (7 days).
     pub refresh_token_ttl: Duration,
+    /// `ASHGATE_REFRESH_REUSE_GRACE_SECONDS` (5): how long after a refresh token was exchanged
+    /// a second use gets a fresh pair of the same session (two tabs renewing at once) instead
+    /// of being treated as a replay that ends the session.
+    pub refresh_reuse_grace: Duration,
     /// `PHOENIX_PASSWORD_RESET_TOKEN_EXPIRY_MINUTES` (15 min).
     pub password_reset_token_ttl: Duration,
     /// `PHOENIX_SQL_DATABASE_URL`, else a SQLite file under `PHOENIX_WORKING_DIR`.
@@ -63,6 +67,9 @@ pub struct IdentityConfig {
     /// At least one `PHOENIX_OAUTH2_<IDP>_CLIENT_ID` is set (decides what `PHOENIX_ADMINS`
     /// creates when password sign-in is disabled).
     pub oauth2_configured: bool,
+    /// `PHOENIX_ROOT_URL`: the public URL that mailed links start with (required with SMTP:
+    /// a link's address must never come from a request, whose `Host` an attacker writes).
+    pub root_url: Option<String>,
 }
 
 /// Phoenix's per-email brute-force lockout, keyed by (email, client address) in ashgate.
@@ -138,6 +145,14 @@ impl IdentityConfig {
         let ops_listen = SocketAddr::new(host, env.port("ASHGATE_IDENTITY_METRICS_PORT", 50052)?);
         let max_attempts = env.u64_in("PHOENIX_BRUTE_FORCE_LOGIN_PROTECTION_MAX_ATTEMPTS", 5, 1, 1_000)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let smtp = crate::mailer::SmtpConfig::from_env(env)?;
+        let root_url = env.root_url()?;
+        if smtp.is_some() && root_url.is_none() {
+            return Err(ConfigError::new(
+                "PHOENIX_ROOT_URL",
+                "is required when PHOENIX_SMTP_HOSTNAME is set (mailed links are built from it, never from a request)",
+            ));
+        }
         Ok(Self {
             auth_enabled,
             secret,
@@ -150,6 +165,12 @@ impl IdentityConfig {
             access_token_ttl: env.minutes("PHOENIX_ACCESS_TOKEN_EXPIRY_MINUTES", 10.0)?,
             refresh_token_ttl: env.minutes("PHOENIX_REFRESH_TOKEN_EXPIRY_MINUTES", 7.0 * 24.0 * 60.0)?,
             password_reset_token_ttl: env.minutes("PHOENIX_PASSWORD_RESET_TOKEN_EXPIRY_MINUTES", 15.0)?,
+            refresh_reuse_grace: Duration::from_secs(env.u64_in(
+                "ASHGATE_REFRESH_REUSE_GRACE_SECONDS",
+                5,
+                0,
+                60,
+            )?),
             database_url: database_url(env)?,
             redis_url: env
                 .string("ASHGATE_REDIS_URL")
@@ -171,7 +192,8 @@ impl IdentityConfig {
                 .u64_in("ASHGATE_PASSWORD_HASH_CONCURRENCY", cores as u64, 1, 64)?
                 .try_into()
                 .unwrap_or(cores),
-            smtp: crate::mailer::SmtpConfig::from_env(env)?,
+            smtp,
+            root_url,
             tls: ashgate_identity_client::tls::ServerTls::from_env(env)?,
             ldap,
             oauth2_configured: oauth2_configured(env),

@@ -63,6 +63,7 @@ impl Identity {
             &config.redis_namespace,
         )?;
         let hasher = PasswordHasherPool::new(config.password_hash_concurrency)?;
+        store.backfill_username_skeletons().await?;
         let system_user_id = crate::seed::seed(&store, &hasher, &config).await?;
         let mailer =
             config.smtp.as_ref().map(Mailer::new).transpose().map_err(|e| Error::Invalid(e.to_string()))?;

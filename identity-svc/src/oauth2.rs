@@ -6,7 +6,7 @@ use crate::identity::{Identity, now_ms};
 use crate::principal::Role;
 use crate::session::TokenPair;
 use crate::token::random_token;
-use crate::user::{AuthMethod, NewUser, User, is_valid_email, normalize_email};
+use crate::user::{AuthMethod, NewUser, User, is_hidden, is_valid_email, normalize_email};
 
 /// What the gateway learnt from the provider.
 #[derive(Debug, Clone)]
@@ -17,6 +17,8 @@ pub struct OAuth2Identity {
     pub subject: String,
     /// The email claim (after `EMAIL_ATTRIBUTE_PATH`).
     pub email: String,
+    /// The provider vouched for the email (`email_verified: true`).
+    pub email_verified: bool,
     /// Preferred username (the `name` claim), may be empty.
     pub username: String,
     /// The `picture` claim.
@@ -36,8 +38,9 @@ pub const EMAIL_IN_USE: &str = "email_in_use";
 pub const SIGN_IN_NOT_ALLOWED: &str = "sign_in_not_allowed";
 
 impl Identity {
-    /// Signs in (or signs up) the person behind an OAuth2 identity. An email that belongs to a
-    /// local account is refused (`email_in_use`), never silently linked.
+    /// Signs in (or signs up) the person behind an OAuth2 identity: the account linked to
+    /// (client id, subject), else a never-linked OAuth2 account pre-created for a verified
+    /// email. An email that belongs to a local account is refused (`email_in_use`), never linked.
     #[tracing::instrument(skip_all, fields(client_id = %identity.client_id))]
     pub async fn complete_oauth2_sign_in(&self, identity: OAuth2Identity) -> Result<TokenPair> {
         self.require_auth_enabled()?;
@@ -60,23 +63,26 @@ impl Identity {
         self.start_session(user.id, None, false).await
     }
 
-    /// An existing account with this email that may take this identity: an OAuth2 user not yet
-    /// linked to this client (e.g. seeded from PHOENIX_ADMINS).
+    /// An existing account with this email that may take this identity: an OAuth2 user that
+    /// was pre-created for the email (by an admin, or `PHOENIX_ADMINS`) and never linked to any
+    /// identity, when the provider vouches for the email. Anything else with the email is
+    /// refused: a provider account whose email claim is unverified, or a second identity with
+    /// the email of an account already linked, must never open it.
     async fn link_by_email(&self, identity: &OAuth2Identity, email: &str) -> Result<Option<User>> {
         let Some(user) = self.store.user_by_email(email).await? else { return Ok(None) };
         if user.auth_method != AuthMethod::OAuth2 {
             return Err(Error::Precondition(EMAIL_IN_USE.into()));
         }
-        match (&user.oauth2_client_id, &user.oauth2_user_id) {
-            (Some(client), Some(subject))
-                if *client == identity.client_id && *subject != identity.subject =>
-            {
-                Err(Error::Precondition(SIGN_IN_NOT_ALLOWED.into()))
-            }
-            (Some(client), Some(_)) if *client != identity.client_id => {
-                Err(Error::Precondition(EMAIL_IN_USE.into()))
-            }
-            _ => Ok(Some(user)),
+        let never_linked = user.oauth2_user_id.is_none()
+            && user.oauth2_client_id.as_ref().is_none_or(|client| *client == identity.client_id);
+        if never_linked && identity.email_verified {
+            return Ok(Some(user));
+        }
+        let same_client = user.oauth2_client_id.as_ref().is_some_and(|client| *client == identity.client_id);
+        if same_client && user.oauth2_user_id.is_some() {
+            Err(Error::Precondition(SIGN_IN_NOT_ALLOWED.into()))
+        } else {
+            Err(Error::Precondition(EMAIL_IN_USE.into()))
         }
     }
 
@@ -87,11 +93,12 @@ impl Identity {
         };
         let picture = identity.profile_picture_url.as_deref().or(user.profile_picture_url.as_deref());
         let changed = role != user.role;
+        // Linked to another identity in the meantime: this one does not sign in as them.
         let updated = self
             .store
             .update_oauth2_profile(user.id, &identity.client_id, &identity.subject, picture, role, now_ms())
             .await?
-            .ok_or(Error::NotFound(crate::user::USER_NOT_FOUND))?;
+            .ok_or(Error::Precondition(SIGN_IN_NOT_ALLOWED.into()))?;
         if changed {
             self.revoke_sessions_of(user.id).await?;
         }
@@ -103,7 +110,8 @@ impl Identity {
             .filter(|n| !n.is_empty())
             .map(str::to_owned)
             .unwrap_or_else(|| email.split('@').next().unwrap_or("user").to_owned());
-        let base: String = base.chars().filter(|c| !c.is_control()).take(56).collect();
+        let base: String = base.chars().filter(|c| !c.is_control() && !is_hidden(*c)).take(56).collect();
+        let base = if base.trim().is_empty() { "user".to_owned() } else { base.trim().to_owned() };
         let mut user = NewUser {
             email,
             username: base.clone(),
@@ -118,7 +126,7 @@ impl Identity {
         // Phoenix appends a random suffix when the username is taken.
         for _ in 0..5 {
             match self.store.insert_user(&user, now_ms()).await {
-                Err(Error::Conflict("Username already exists")) => {
+                Err(Error::Conflict("Username already exists" | crate::user::USERNAME_TOO_SIMILAR)) => {
                     let suffix: String =
                         random_token(6).chars().filter(char::is_ascii_alphanumeric).take(5).collect();
                     user.username = format!("{base}-{suffix}");

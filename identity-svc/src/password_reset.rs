@@ -1,41 +1,35 @@
 //! Password recovery: a single-use reset token per user, sent by email.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::identity::{Identity, after, now_ms};
-use crate::limits::AUTH_BUCKET;
+use crate::limits::{AUTH_BUCKET, Guard};
 use crate::mailer::Mailer;
+use crate::principal::Role;
 use crate::revocation::Revocation;
 use crate::secret::Secret;
 use crate::token::{INVALID_TOKEN, Nonce, TokenId, TokenKind};
-use crate::user::{AuthMethod, normalize_email};
+use crate::user::{AuthMethod, User, normalize_email};
 
 /// Phoenix's 503 text.
 pub const SMTP_NOT_CONFIGURED: &str = "SMTP server not configured";
 
-/// The base of the emailed link: an http(s) URL with a host and no credentials, query or
-/// fragment (`scheme://host[:port][/path]`), without a trailing `/`.
-fn link_base(raw: &str) -> Result<String> {
-    let invalid = || Error::Invalid("link_base_url must be an http(s) URL".into());
-    let url = url::Url::parse(raw.trim()).map_err(|_| invalid())?;
-    let plain = url.username().is_empty()
-        && url.password().is_none()
-        && url.query().is_none()
-        && url.fragment().is_none();
-    if !matches!(url.scheme(), "http" | "https") || !url.has_host() || !plain {
-        return Err(invalid());
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
+/// Who may recover a password by email: local users, never the system user.
+fn is_recoverable(user: &User) -> bool {
+    user.auth_method == AuthMethod::Local && user.role != Role::System
 }
 
 impl Identity {
-    /// Emails a reset link to a local user. Unknown emails succeed silently (no disclosure).
+    /// Emails a reset link to a local user. Answers as soon as the request is valid: whether
+    /// the account exists, and the token write and mail that follow for one that does, happen
+    /// in the background, so neither the answer nor its timing tells accounts apart. The link
+    /// starts with `PHOENIX_ROOT_URL` (required with SMTP), never with anything the request says.
     #[tracing::instrument(skip_all)]
     pub async fn request_password_reset(
-        &self,
+        self: &Arc<Self>,
         email: &str,
-        link_base_url: &str,
         client_addr: Option<IpAddr>,
     ) -> Result<()> {
         self.require_auth_enabled()?;
@@ -46,14 +40,25 @@ impl Identity {
         if email.is_empty() {
             return Err(Error::Invalid("Email required".into()));
         }
-        let Some(mailer) = self.mailer.as_ref() else {
+        let (Some(_), Some(_)) = (self.mailer.as_ref(), self.config.root_url.as_ref()) else {
             return Err(Error::Unavailable(SMTP_NOT_CONFIGURED.into()));
         };
-        let base = link_base(link_base_url)?;
         self.limits.check_rate(AUTH_BUCKET, client_addr).await?;
-        let Some(user) =
-            self.store.user_by_email(&email).await?.filter(|u| u.auth_method == AuthMethod::Local)
-        else {
+        let identity = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(e) = identity.mail_reset_link(&email).await {
+                tracing::warn!(error = %e, "could not issue a password-reset link");
+            }
+        });
+        Ok(())
+    }
+
+    /// The background half of [`Identity::request_password_reset`]: local human users only.
+    async fn mail_reset_link(&self, email: &str) -> Result<()> {
+        let (Some(mailer), Some(base)) = (self.mailer.as_ref(), self.config.root_url.as_deref()) else {
+            return Ok(());
+        };
+        let Some(user) = self.store.user_by_email(email).await?.filter(is_recoverable) else {
             return Ok(());
         };
         let token = self.issue_reset_token(user.id).await?;
@@ -101,11 +106,14 @@ impl Identity {
         if !self.store.consume_reset_token(decoded.id.id).await? {
             return Err(invalid());
         }
-        let Some(user) = self.store.set_password(row.user_id, &hash, false, now_ms()).await? else {
+        // Phoenix: a user who is gone or no longer local gets 204 and nothing changes.
+        let target = self.store.user_by_id(row.user_id).await?.filter(is_recoverable);
+        let Some(target) = target else { return Ok(()) };
+        let Some(user) = self.store.set_password(target.id, &hash, false, now_ms()).await? else {
             return Ok(());
         };
         self.revoke(Revocation::User(user.id));
-        self.limits.clear_email(&user.email).await;
+        self.limits.clear(Guard::SignIn, &user.email).await;
         Ok(())
     }
 }
@@ -128,7 +136,7 @@ impl Identity {
         let email = normalize_email(email);
         let user =
             self.store.user_by_email(&email).await?.ok_or(Error::NotFound(crate::user::USER_NOT_FOUND))?;
-        if user.auth_method != AuthMethod::Local || user.role == crate::principal::Role::System {
+        if !is_recoverable(&user) {
             return Err(Error::Precondition("Only local users have a password".into()));
         }
         self.policy.check(password.expose())?;
@@ -139,7 +147,7 @@ impl Identity {
             .await?
             .ok_or(Error::NotFound(crate::user::USER_NOT_FOUND))?;
         self.revoke(Revocation::User(user.id));
-        self.limits.clear_email(&user.email).await;
+        self.limits.clear(Guard::SignIn, &user.email).await;
         Ok(user)
     }
 }

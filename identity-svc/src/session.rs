@@ -5,8 +5,8 @@ use std::net::IpAddr;
 
 use crate::error::{Error, Result};
 use crate::identity::{Identity, after, now_ms};
-use crate::limits::AUTH_BUCKET;
-use crate::principal::Principal;
+use crate::limits::{AUTH_BUCKET, Guard};
+use crate::principal::{Principal, Role};
 use crate::revocation::Revocation;
 use crate::secret::Secret;
 use crate::token::{Nonce, TokenId, TokenKind};
@@ -53,21 +53,27 @@ impl Identity {
         if email.is_empty() || password.expose().is_empty() {
             return Err(Error::Unauthenticated(CREDENTIALS_REQUIRED));
         }
-        self.limits.check_login(&email, client_addr).await?;
-        let user = self.store.user_by_email(&email).await?.filter(|u| u.auth_method == AuthMethod::Local);
+        // Counted before the password is checked, so guesses sent at once cannot all get in.
+        let attempt = self.limits.reserve(Guard::SignIn, &email, client_addr).await?;
+        let user = self
+            .store
+            .user_by_email(&email)
+            .await?
+            .filter(|u| u.auth_method == AuthMethod::Local && u.role != Role::System);
         let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
         let matched = self.hasher.verify(password, hash).await?;
         let Some(user) = user.filter(|_| matched) else {
-            self.limits.record_login_failure(&email, client_addr).await;
             return Err(Error::Unauthenticated(INVALID_CREDENTIALS));
         };
-        self.limits.record_login_success(&email, client_addr).await;
+        attempt.succeeded().await;
         self.start_session(user.id, None, user.password_needs_reset).await
     }
 
     /// Exchanges a refresh token for a new pair. The old token is spent; presenting a spent one
-    /// again means it was stolen or replayed, so the whole session family is revoked (beyond
-    /// Phoenix, which only deletes the old token).
+    /// again after `ASHGATE_REFRESH_REUSE_GRACE_SECONDS` means it was stolen or replayed, so the
+    /// whole session family is revoked (beyond Phoenix, which only deletes the old token).
+    /// Within that grace, a second use (two tabs renewing at once) gets a fresh pair of the
+    /// same family.
     #[tracing::instrument(skip_all)]
     pub async fn refresh(&self, refresh_token: &str, client_addr: Option<IpAddr>) -> Result<TokenPair> {
         self.require_auth_enabled()?;
@@ -93,18 +99,28 @@ impl Identity {
         if row.expires_at_ms <= now {
             return Err(Error::Unauthenticated(EXPIRED_REFRESH_TOKEN));
         }
-        let revoked = match self.store.rotate_refresh(token.id.id, now).await? {
-            Some(revoked) => revoked,
-            None => {
-                tracing::warn!(user_id = row.user_id, "refresh token reused: revoking its session family");
-                for id in self.store.delete_family(row.family_id).await? {
+        match self.store.rotate_refresh(token.id.id, now).await? {
+            Some(revoked) => {
+                for id in revoked {
                     self.revoke(Revocation::AccessToken(id));
                 }
-                return Err(Error::Unauthenticated(INVALID_REFRESH_TOKEN));
             }
-        };
-        for id in revoked {
-            self.revoke(Revocation::AccessToken(id));
+            None => {
+                // Spent already. Moments ago: another tab of the same browser renewed at the
+                // same time, so it gets a fresh pair of the same session. Later: a replay.
+                let spent_at = self.store.refresh_row(token.id.id).await?.and_then(|r| r.rotated_at_ms);
+                let grace = i64::try_from(self.config.refresh_reuse_grace.as_millis()).unwrap_or(0);
+                if !spent_at.is_some_and(|at| now.saturating_sub(at) < grace) {
+                    tracing::warn!(
+                        user_id = row.user_id,
+                        "refresh token reused: revoking its session family"
+                    );
+                    for id in self.store.delete_family(row.family_id).await? {
+                        self.revoke(Revocation::AccessToken(id));
+                    }
+                    return Err(Error::Unauthenticated(INVALID_REFRESH_TOKEN));
+                }
+            }
         }
         let user = self.store.user_by_id(row.user_id).await?.ok_or(Error::NotFound("User not found"))?;
         self.start_session(user.id, Some(row.family_id), user.password_needs_reset).await
@@ -119,11 +135,17 @@ impl Identity {
             Some(id) => Some(id),
             None => match (refresh_token, self.codec.as_ref()) {
                 (Some(token), Some(codec)) => match codec.decode(token) {
+                    // Only a live refresh token says who signs out: a spent one (a thief may
+                    // hold it) must not end the sessions it was rotated into.
                     Ok(t) if t.id.kind == TokenKind::Refresh => self
                         .store
                         .refresh_row(t.id.id)
                         .await?
-                        .filter(|r| t.nonce_matches(&r.nonce_hash))
+                        .filter(|r| {
+                            t.nonce_matches(&r.nonce_hash)
+                                && r.rotated_at_ms.is_none()
+                                && r.expires_at_ms > now_ms()
+                        })
                         .map(|r| r.user_id),
                     _ => None,
                 },

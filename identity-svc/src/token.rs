@@ -139,7 +139,7 @@ impl TokenCodec {
             n: nonce.value.clone(),
             iat: now_ms / 1000,
             // Rounded up so the JWT never expires before its row.
-            exp: expires_at_ms.map(|ms| (ms + 999) / 1000),
+            exp: expires_at_ms.map(|ms| ms.saturating_add(999) / 1000),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(Error::internal)
     }

@@ -1,8 +1,11 @@
 //! Users: who may create, read, rename, re-role, re-password and delete whom (the seed's
-//! permission matrix, plus Phoenix's viewer role and admin secret).
+//! permission matrix, plus Phoenix's viewer role and admin secret). With authentication off
+//! nobody may: every caller is anonymous then, and a user created that way could sign in the
+//! day authentication is turned on.
 
 use crate::error::{Error, Result};
 use crate::identity::{Identity, now_ms};
+use crate::limits::Guard;
 use crate::password::random_password;
 use crate::principal::{CredentialKind, Principal, Role};
 use crate::revocation::Revocation;
@@ -159,8 +162,39 @@ fn check_username(username: &str) -> Result<String> {
     if username.chars().any(char::is_control) {
         return Err(Error::Invalid("Username must not contain control characters".into()));
     }
+    if username.chars().any(is_hidden) {
+        return Err(Error::Invalid(
+            "Username must not contain invisible, bidirectional or non-ASCII space characters".into(),
+        ));
+    }
     Ok(username.to_owned())
 }
+
+/// Characters that show as nothing, as a space, or reorder what follows: a name holding one
+/// can look exactly like another (`admin\u{200b}`, `\u{202e}nimda`). Unicode's format
+/// characters (Cf) that occur in text, the invisible fillers, variation selectors, tags, and
+/// every space but the ASCII one.
+pub fn is_hidden(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00A0}' | '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{1680}'
+            | '\u{17B4}' | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{2000}'..='\u{200F}'
+            | '\u{2028}'..='\u{202F}' | '\u{205F}'..='\u{206F}' | '\u{2800}' | '\u{3000}' | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}'
+    )
+}
+
+/// What a username looks like, for telling imitations apart: Unicode TR39's confusable
+/// skeleton of its lower case (`аdmin` with a Cyrillic a, `ADMIN` and `admin` share one).
+/// Stored unique, so a new name cannot pass for an existing one.
+pub fn username_skeleton(username: &str) -> String {
+    let folded = username.trim().to_lowercase();
+    unicode_security::skeleton(&folded).collect::<String>().to_lowercase()
+}
+
+/// The conflict when a name's skeleton is taken.
+pub const USERNAME_TOO_SIMILAR: &str = "Username is too similar to an existing username";
 
 /// Clamps a page size: 0 = default 100, at most 1000.
 pub fn page_limit(limit: u32) -> u32 {
@@ -179,7 +213,9 @@ impl Identity {
     /// Creates a user (admins only). REST-created local users must reset their password.
     #[tracing::instrument(skip_all, fields(caller = principal.user_id))]
     pub async fn create_user(&self, principal: &Principal, request: CreateUser) -> Result<User> {
+        self.require_auth_enabled()?;
         require_admin(principal)?;
+        refuse_api_keys(principal)?;
         let email = normalize_email(&request.email);
         if !is_valid_email(&email) {
             return Err(Error::Invalid("Invalid email address".into()));
@@ -237,6 +273,7 @@ impl Identity {
     /// the system user.
     #[tracing::instrument(skip_all, fields(caller = principal.user_id, target = user_id))]
     pub async fn delete_user(&self, principal: &Principal, user_id: i64) -> Result<()> {
+        self.require_auth_enabled()?;
         require_admin(principal)?;
         let user = self.store.user_by_id(user_id).await?.ok_or(Error::NotFound(USER_NOT_FOUND))?;
         if user.role == Role::System || user.email == DEFAULT_ADMIN_EMAIL {
@@ -256,6 +293,7 @@ impl Identity {
         cursor: &str,
         limit: u32,
     ) -> Result<(Vec<User>, String)> {
+        self.require_auth_enabled()?;
         require_admin(principal)?;
         let limit = page_limit(limit);
         let users = self.store.list_users(parse_cursor(cursor)?, limit).await?;
@@ -269,6 +307,7 @@ impl Identity {
 
     /// One user: admins see anyone, others only themselves (members cannot see others' emails).
     pub async fn get_user(&self, principal: &Principal, user_id: i64) -> Result<User> {
+        self.require_auth_enabled()?;
         if !principal.is_admin() && principal.user_id != user_id {
             return Err(Error::admin_only());
         }
@@ -306,6 +345,7 @@ impl Identity {
         current_password: Option<&Secret>,
     ) -> Result<User> {
         let target = self.modifiable_user(principal, user_id).await?;
+        refuse_api_keys(principal)?;
         if target.auth_method != AuthMethod::Local {
             return Err(Error::Precondition("Only local users have a password".into()));
         }
@@ -315,9 +355,15 @@ impl Identity {
             let Some(current) = current else {
                 return Err(Error::Invalid("Current password is required".into()));
             };
+            if new_password.expose() == current.expose() {
+                return Err(Error::Invalid(SAME_PASSWORD.into()));
+            }
+            // A stolen session must not be able to guess the owner's password here.
+            let attempt = self.limits.reserve(Guard::CurrentPassword, &target.id.to_string(), None).await?;
             if !self.hasher.verify(current, target.password_hash.as_deref()).await? {
                 return Err(Error::Invalid("Current password is incorrect".into()));
             }
+            attempt.succeeded().await;
         }
         self.policy.check(new_password.expose())?;
         let hash = self.hasher.hash(new_password).await?;
@@ -334,7 +380,9 @@ impl Identity {
     /// and never to SYSTEM. The target's sessions end (Phoenix logs them out).
     #[tracing::instrument(skip_all, fields(caller = principal.user_id, target = user_id))]
     pub async fn update_role(&self, principal: &Principal, user_id: i64, role: Role) -> Result<User> {
+        self.require_auth_enabled()?;
         require_admin(principal)?;
+        refuse_api_keys(principal)?;
         if role == Role::System {
             return Err(Error::Invalid("Role SYSTEM cannot be assigned".into()));
         }
@@ -356,6 +404,7 @@ impl Identity {
     /// The target of a self-or-admin change: yourself (any human) or anyone (admins); never
     /// the system user.
     async fn modifiable_user(&self, principal: &Principal, user_id: i64) -> Result<User> {
+        self.require_auth_enabled()?;
         let own = principal.user_id == user_id && principal.kind != CredentialKind::AdminSecret;
         if !own && !principal.is_admin() {
             return Err(Error::admin_only());
@@ -368,6 +417,17 @@ impl Identity {
     }
 }
 
+/// API keys cannot make credentials that sign in: a key that could create a user with a
+/// password, set someone's password or raise a role could mint an admin who then signs in and
+/// mints keys, which keys themselves may not (Phoenix ≥ 18.1).
+fn refuse_api_keys(principal: &Principal) -> Result<()> {
+    if principal.is_api_key() { Err(Error::Forbidden(KEYS_CANNOT_MINT.into())) } else { Ok(()) }
+}
+
+/// Why an API key was refused a user change.
+pub const KEYS_CANNOT_MINT: &str =
+    "API keys cannot create users, set passwords or change roles: sign in, or use the admin secret";
+
 /// Admins, the admin secret, and (auth disabled) the anonymous principal.
 pub(crate) fn require_admin(principal: &Principal) -> Result<()> {
     if principal.is_admin() { Ok(()) } else { Err(Error::admin_only()) }
@@ -375,6 +435,8 @@ pub(crate) fn require_admin(principal: &Principal) -> Result<()> {
 
 /// Phoenix's 404 text.
 pub const USER_NOT_FOUND: &str = "User not found";
+/// A password change must change the password (the forced first change above all).
+pub const SAME_PASSWORD: &str = "Choose a password different from the current one.";
 
 #[cfg(test)]
 mod tests {

@@ -20,6 +20,7 @@
 
 mod load;
 mod probes;
+mod redis_link;
 mod redis_restart;
 mod verifier_race;
 

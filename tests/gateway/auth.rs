@@ -64,10 +64,13 @@ async fn login_errors_have_phoenix_texts() {
     let unknown = json!({"email": "ghost@example.com", "password": "nope"});
     assert_401(client.post(&url).json(&unknown).send().await.unwrap(), "Invalid email and/or password").await;
     // Malformed and oversized bodies are clear 4xx, never 500.
-    let (status, text) = status_text(client.post(&url).body("{not json").send().await.unwrap()).await;
+    let json_body = |body: Vec<u8>| client.post(&url).header("content-type", "application/json").body(body);
+    let (status, text) = status_text(json_body(b"{not json".to_vec()).send().await.unwrap()).await;
     assert_eq!(status, 422, "{text}");
-    let (status, _) = status_text(client.post(&url).body(vec![b' '; 70_000]).send().await.unwrap()).await;
+    let (status, _) = status_text(json_body(vec![b' '; 70_000]).send().await.unwrap()).await;
     assert_eq!(status, 413);
+    let (status, text) = status_text(client.post(&url).body("{}").send().await.unwrap()).await;
+    assert_eq!((status, text.as_str()), (415, "Content-Type must be application/json"));
     // Brute force: after five failures the lock answers 429 with Phoenix's text (a unique
     // email, so a Redis shared between parallel tests locks nobody else).
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();

@@ -70,8 +70,7 @@ async fn the_mailed_link_works_once_and_ends_every_session() {
     assert!(mail.html.contains("reset-password-with-token?token="));
 
     // Only the gateway may ask identity-svc directly: the caller chooses where the link points.
-    let direct =
-        pb::RequestPasswordResetRequest { email: EMAIL.into(), link_base_url: "https://evil.example".into() };
+    let direct = pb::RequestPasswordResetRequest { email: EMAIL.into() };
     let refused = fixture.identity.auth().request_password_reset(direct).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::PermissionDenied);
 

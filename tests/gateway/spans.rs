@@ -136,14 +136,19 @@ async fn unreachable_collector_is_503_and_failover_works() {
         env.with("ASHGATE_COLLECTOR_HTTP_URLS", format!("{dead},{real}"))
     })
     .await;
-    // `failover` forwards to `fixture`'s collector, which trusts `fixture`'s identity only, so a
-    // missing credential is the collector's own 401: proof that the export got through.
+    // `failover` forwards to `fixture`'s collector, which trusts `fixture`'s identity only: a key
+    // of `failover`'s identity passes the gateway's own check and is refused by that collector
+    // (its own 401), proof that the export got through.
     let client = GatewayFixture::client();
-    let through = client.post(failover.url("/v1/traces")).json(&otlp_json("x")).send().await.unwrap();
+    let key = failover.identity.system_key("failover").await;
+    let through =
+        client.post(failover.url("/v1/traces")).bearer_auth(&key).json(&otlp_json("x")).send().await.unwrap();
     assert_401(through, "Invalid token").await;
     let only_dead = format!("http://127.0.0.1:{}", ashgate_testkit::collector::free_port());
     let nowhere =
         GatewayFixture::start_with(true, move |env| env.with("ASHGATE_COLLECTOR_HTTP_URLS", only_dead)).await;
-    let refused = client.post(nowhere.url("/v1/traces")).json(&otlp_json("x")).send().await.unwrap();
+    let key = nowhere.identity.system_key("nowhere").await;
+    let refused =
+        client.post(nowhere.url("/v1/traces")).bearer_auth(&key).json(&otlp_json("x")).send().await.unwrap();
     assert_eq!(status_text(refused).await, (503, "Collector unavailable, retry later".to_owned()));
 }

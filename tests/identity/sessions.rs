@@ -95,7 +95,8 @@ async fn must_reset_user_can_only_change_password() {
 
 #[tokio::test]
 async fn refresh_rotates_and_reuse_revokes_the_family() {
-    let fx = fixture().await;
+    // No grace for a second use here (two tabs renewing at once: `tests/security/refresh.rs`).
+    let fx = IdentityFixture::start_with(|env| env.with("ASHGATE_REFRESH_REUSE_GRACE_SECONDS", "0")).await;
     fx.admin_token().await;
     let first = fx.login("admin@localhost", ADMIN_PASSWORD).await;
     let second = fx

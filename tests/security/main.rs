@@ -11,10 +11,20 @@
 //! kills and restarts under load (`tests/fleet`).
 
 mod abuse;
+mod accounts;
+mod auth_off;
+mod bad_keys;
 mod connections;
 mod enumeration;
 mod faults;
+mod forwarded;
+mod guessing;
 mod lockout;
+mod login_csrf;
+mod oauth2_linking;
+mod refresh;
+mod reset_links;
+mod reset_timing;
 mod sessions;
 mod support;
 mod tokens;

@@ -135,7 +135,14 @@ async fn a_password_change_ends_every_session() {
 /// ends the session it was rotated into, over HTTP as identity-svc does over gRPC.
 #[tokio::test]
 async fn a_replayed_refresh_cookie_ends_the_session_family() {
-    let fixture = GatewayFixture::start().await;
+    // A second use within the grace window is a second tab (`tests/security/refresh.rs`); the
+    // replay here comes after it.
+    let fixture = GatewayFixture::start_configured(
+        true,
+        |env| env.with("ASHGATE_REFRESH_REUSE_GRACE_SECONDS", "1"),
+        |env| env,
+    )
+    .await;
     fixture.identity.user_with_role("replayed", pb::Role::Member).await;
     let (_, refresh) = gateway_login(&fixture, "replayed@example.com", "user-password-1").await;
     let rotate = |refresh: String| {
@@ -162,6 +169,7 @@ async fn a_replayed_refresh_cookie_ends_the_session_family() {
         })
         .unwrap();
     assert_eq!(whoami(&fixture, &new_access).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(status_text(rotate(refresh).await).await, (401, "Invalid refresh token".to_owned()));
     let revoked =
         eventually(REVOCATION_BOUND, || async { whoami(&fixture, &new_access).await.0 == 401 }).await;

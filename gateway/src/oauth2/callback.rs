@@ -245,6 +245,17 @@ fn resolve(
     };
     let email =
         config.email_path.text(claims).filter(|e| e.contains('@')).ok_or(SignInError::MissingEmailScope)?;
+    // Beyond Phoenix: an email the provider says it has not verified is anyone's to claim.
+    // (Some providers, AWS Cognito among them, send the flag as a string.)
+    let email_verified = match claims.get("email_verified") {
+        Some(Value::Bool(verified)) => Some(*verified),
+        Some(Value::String(text)) if text.eq_ignore_ascii_case("true") => Some(true),
+        Some(Value::String(text)) if text.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    };
+    if email_verified == Some(false) {
+        return Err(SignInError::EmailNotVerified);
+    }
     if let Some(rule) = &config.groups
         && !in_allowed_group(rule, claims)
     {
@@ -276,6 +287,7 @@ fn resolve(
         allow_sign_up: config.allow_sign_up,
         role: role.into(),
         resync_role,
+        email_verified: email_verified == Some(true),
     })
 }
 

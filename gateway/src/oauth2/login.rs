@@ -13,7 +13,9 @@ use openidconnect::{
 };
 use serde::Deserialize;
 
-use crate::caller::ClientAddr;
+use std::net::IpAddr;
+
+use crate::caller::{ClientAddr, PeerAddr};
 use crate::oauth2::config::{ProviderConfig, TokenAuthMethod};
 use crate::oauth2::discovery::Provider;
 use crate::oauth2::state::{STATE_TTL_SECONDS, StateClaims, is_safe_return_url};
@@ -52,14 +54,15 @@ pub fn client_for(
 }
 
 /// `https://host[:port][/root]` the callback URL is built from: `PHOENIX_ROOT_URL` when set,
-/// else the request's `Host` (and `X-Forwarded-Proto`/`-Host` when forwarded headers are
-/// trusted) under `PHOENIX_HOST_ROOT_PATH`.
-pub fn callback_origin(state: &AppState, headers: &HeaderMap) -> Option<String> {
+/// else the request's `Host` (and `X-Forwarded-Proto`/`-Host` when `peer` is a trusted proxy)
+/// under `PHOENIX_HOST_ROOT_PATH`. (The provider only redirects to callback URLs registered
+/// with it, so a forged `Host` cannot send the code elsewhere; `PHOENIX_ROOT_URL` is advised.)
+pub fn callback_origin(state: &AppState, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<String> {
     if let Some(root_url) = &state.config.root_url {
         return Some(root_url.clone());
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    let trusted = state.config.trust_forwarded_for;
+    let trusted = state.config.trusted_proxies.trusts_peer(peer);
     let scheme = trusted.then(|| header("x-forwarded-proto")).flatten().unwrap_or("http");
     let host = trusted.then(|| header("x-forwarded-host")).flatten().or_else(|| header(HOST.as_str()))?;
     if !matches!(scheme, "http" | "https") {
@@ -85,6 +88,7 @@ pub async fn start(
     Path(idp): Path<String>,
     OriginalUri(uri): OriginalUri,
     client: ClientAddr,
+    PeerAddr(peer): PeerAddr,
     headers: HeaderMap,
 ) -> Response {
     let (provider, query) = match admit::<LoginQuery>(&state, &state.oauth2_login_limit, &idp, client, &uri) {
@@ -95,7 +99,7 @@ pub async fn start(
     if return_url.as_deref().is_some_and(|u| !is_safe_return_url(u)) {
         return fail(&state, SignInError::UnsafeReturnUrl);
     }
-    match redirect_to_provider(&state, &provider, &headers, return_url).await {
+    match redirect_to_provider(&state, &provider, &headers, peer, return_url).await {
         Ok(response) => response,
         Err(error) => fail(&state, error),
     }
@@ -105,13 +109,14 @@ async fn redirect_to_provider(
     state: &AppState,
     provider: &Provider,
     headers: &HeaderMap,
+    peer: Option<IpAddr>,
     return_url: Option<String>,
 ) -> Result<Response, SignInError> {
     let metadata = provider.ensure(&state.oauth2.http).await.map_err(|error| {
         tracing::warn!(%error, "sign-in started while the provider is unavailable");
         SignInError::ProviderUnavailable
     })?;
-    let origin = callback_origin(state, headers).ok_or(SignInError::AuthFailed)?;
+    let origin = callback_origin(state, headers, peer).ok_or(SignInError::AuthFailed)?;
     let redirect_uri = RedirectUrl::new(format!("{origin}/oauth2/{}/tokens", provider.config.name))
         .map_err(|_| SignInError::AuthFailed)?;
     let now = crate::timestamp::now_millis() / 1000;

@@ -54,6 +54,8 @@ pub enum SignInError {
     MissingEmailScope,
     /// The email belongs to an account that signs in another way.
     EmailInUse,
+    /// The provider says it has not verified the email (`email_verified: false`).
+    EmailNotVerified,
     /// Sign-up is off and no account matches.
     SignInNotAllowed,
     /// The provider's discovery document could not be fetched (ashgate's own code).
@@ -72,6 +74,7 @@ impl SignInError {
             Self::NoOidcSupport => "no_oidc_support",
             Self::MissingEmailScope => "missing_email_scope",
             Self::EmailInUse => "email_in_use",
+            Self::EmailNotVerified => "email_not_verified",
             Self::SignInNotAllowed => "sign_in_not_allowed",
             Self::ProviderUnavailable => "provider_unavailable",
         }
@@ -93,6 +96,9 @@ pub fn error_message(code: &str) -> &'static str {
             "Please ensure your identity provider is configured to use the \"email\" scope."
         }
         "email_in_use" => "An account for this email address already exists.",
+        "email_not_verified" => {
+            "Your identity provider has not verified your email address. Verify it there, then try again."
+        }
         "sign_in_not_allowed" => "Sign in is not allowed. Please contact your administrator.",
         "provider_unavailable" => {
             "The identity provider cannot be reached right now. Please try again in a moment."

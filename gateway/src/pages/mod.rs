@@ -119,7 +119,8 @@ pub fn error_page(state: &AppState, error: &ApiError) -> Response {
     render(status, &page)
 }
 
-/// The fields of an `application/x-www-form-urlencoded` body (at most 64 KiB).
+/// The fields of an `application/x-www-form-urlencoded` body (at most 64 KiB; any other
+/// content type is 415).
 #[derive(Debug, Default)]
 pub struct FormFields(HashMap<String, String>);
 
@@ -139,6 +140,11 @@ impl<S: Send + Sync> FromRequest<S> for FormFields {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
+        crate::body::require_content_type(
+            &request,
+            "application/x-www-form-urlencoded",
+            "Content-Type must be application/x-www-form-urlencoded",
+        )?;
         let bytes = read_limited(request, MAX_JSON_BODY_BYTES).await?;
         Ok(Self(url::form_urlencoded::parse(&bytes).into_owned().collect()))
     }

@@ -4,7 +4,7 @@
 use askama::Template;
 use axum::extract::{OriginalUri, Query, State};
 use axum::response::Response;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde::Deserialize;
 
 use crate::caller::ClientAddr;
@@ -55,18 +55,13 @@ pub async fn show_forgot(State(state): State<AppState>) -> Response {
 
 /// `POST /forgot-password` (form): always the same answer for known and unknown emails.
 #[tracing::instrument(skip_all)]
-pub async fn submit_forgot(
-    State(state): State<AppState>,
-    client: ClientAddr,
-    headers: HeaderMap,
-    form: FormFields,
-) -> Response {
+pub async fn submit_forgot(State(state): State<AppState>, client: ClientAddr, form: FormFields) -> Response {
     if let Some(response) = unavailable(&state) {
         return response;
     }
     let email = form.text("email");
     let root = &state.config.root_path;
-    match request_reset(&state, email, &headers, client).await {
+    match request_reset(&state, email, client).await {
         Ok(()) => render(StatusCode::OK, &ForgotPage { root, email, error: None, sent: true }),
         Err(error) => {
             let message = match &error {

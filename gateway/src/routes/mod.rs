@@ -86,7 +86,9 @@ pub fn require_admin(state: &AppState, caller: &AnyCaller) -> ApiResult<()> {
     }
 }
 
-/// Phoenix's `require_auth_enabled` (API-key routes).
+/// Phoenix's `require_auth_enabled` (API-key routes; beyond Phoenix, user management too: with
+/// authentication off, anyone reaching the port could otherwise plant an admin who signs in
+/// the day it is turned on).
 pub fn require_auth_enabled(state: &AppState) -> ApiResult<()> {
     if state.config.auth_enabled { Ok(()) } else { Err(ApiError::Forbidden(AUTH_REQUIRED.into())) }
 }

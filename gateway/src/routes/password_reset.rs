@@ -1,11 +1,11 @@
 //! Password recovery by email (reference §2.4, §2.5): `POST /auth/password-reset-email`
 //! `{email}` and `POST /auth/password-reset` `{token, password}`. identity-svc issues the
-//! single-use token and sends the mail in the background, so these never wait on SMTP.
+//! single-use token and sends the mail in the background, so these never wait on SMTP; the
+//! link starts with identity-svc's `PHOENIX_ROOT_URL`, never with anything a request carries.
 
 use ashgate_proto::identity as pb;
 use axum::extract::State;
-use http::header::{HOST, REFERER};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde_json::Value;
 
 use crate::body::JsonBody;
@@ -22,48 +22,8 @@ const PASSWORD_REQUIRED: &str = "Password required";
 /// Phoenix's 401 text for a bad reset token.
 pub const INVALID_TOKEN: &str = "Invalid token";
 
-/// The base URL of the emailed link (`scheme://host[:port][/root]`): `PHOENIX_ROOT_URL` when
-/// set; else, as Phoenix, the `Referer`'s scheme and host under the root path, but only when that
-/// host is trusted (listed in `PHOENIX_CSRF_TRUSTED_ORIGINS`, or the request's own `Host`), so
-/// a forged `Referer` cannot point the link elsewhere; else the request's own origin.
-pub fn link_base(state: &AppState, headers: &HeaderMap) -> String {
-    let config = &state.config;
-    if let Some(root_url) = &config.root_url {
-        return root_url.clone();
-    }
-    let host =
-        headers.get(HOST).and_then(|v| v.to_str().ok()).map(|h| h.trim().to_ascii_lowercase()).filter(|h| {
-            url::Url::parse(&format!("http://{h}")).is_ok_and(|u| u.path() == "/" && u.username().is_empty())
-        });
-    let referer = headers.get(REFERER).and_then(|v| v.to_str().ok()).and_then(|r| url::Url::parse(r).ok());
-    if let Some(referer) = referer
-        && matches!(referer.scheme(), "http" | "https")
-        && let Some(referer_host) = referer.host_str().map(str::to_ascii_lowercase)
-    {
-        let authority = match referer.port() {
-            Some(port) => format!("{referer_host}:{port}"),
-            None => referer_host.clone(),
-        };
-        let trusted = if config.csrf_trusted_hosts.is_empty() {
-            host.as_deref() == Some(authority.as_str())
-        } else {
-            config.csrf_trusted_hosts.contains(&referer_host)
-        };
-        if trusted {
-            return format!("{}://{authority}{}", referer.scheme(), config.root_path);
-        }
-    }
-    let host = host.unwrap_or_else(|| config.listen.to_string());
-    format!("http://{host}{}", config.root_path)
-}
-
 /// Asks identity-svc to email a reset link (shared with the "forgot password" page).
-pub async fn request_reset(
-    state: &AppState,
-    email: &str,
-    headers: &HeaderMap,
-    client: ClientAddr,
-) -> ApiResult<()> {
+pub async fn request_reset(state: &AppState, email: &str, client: ClientAddr) -> ApiResult<()> {
     if state.config.basic_auth_disabled {
         return Err(ApiError::Forbidden("Password recovery is disabled".into()));
     }
@@ -71,8 +31,7 @@ pub async fn request_reset(
     if email.is_empty() {
         return Err(ApiError::Unprocessable(EMAIL_REQUIRED.into()));
     }
-    let request =
-        pb::RequestPasswordResetRequest { email: email.to_owned(), link_base_url: link_base(state, headers) };
+    let request = pb::RequestPasswordResetRequest { email: email.to_owned() };
     let context = CallContext { bearer: None, client_addr: client.0 };
     match state.identity.auth().request_password_reset(state.identity.request(request, &context)).await {
         Ok(_) => Ok(()),
@@ -123,10 +82,9 @@ fn text<'a>(body: &'a Value, name: &str) -> &'a str {
 pub async fn request_email(
     State(state): State<AppState>,
     client: ClientAddr,
-    headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<StatusCode> {
-    request_reset(&state, text(&body, "email"), &headers, client).await?;
+    request_reset(&state, text(&body, "email"), client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,12 +1,20 @@
 //! `POST /v1/traces` on 6006, so Phoenix's documented endpoint `http://HOST:6006/v1/traces`
-//! works: the export is forwarded as-is to collector-svc's OTLP/HTTP listener, which
-//! authenticates and answers it; its status, body and `Retry-After` come back unchanged.
+//! works: the export is forwarded as-is to collector-svc's OTLP/HTTP listener, which answers it;
+//! its status, body and `Retry-After` come back unchanged.
+//!
+//! The credential is checked here first, with the gateway's own verifier and cache, before a
+//! byte of the body is read: a bad or missing key costs no body read and no forward, and is
+//! always 401 (a 503 would tell the exporter to retry, multiplying the bad traffic). At most
+//! `ASHGATE_GATEWAY_MAX_FORWARDS` exports are read and forwarded at once; past that the answer
+//! is 503 with `Retry-After`, so a flood costs bounded memory.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
+
+use ashgate_identity_client::AuthError;
 
 use crate::body::read_limited;
 use crate::caller::Credential;
@@ -33,6 +41,15 @@ fn forwarded_authorization(headers: &HeaderMap) -> Option<HeaderValue> {
 #[tracing::instrument(skip_all)]
 pub async fn forward(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
     let headers = request.headers().clone();
+    if state.config.auth_enabled {
+        let token = Credential::of(&headers).token().map(str::to_owned).ok_or(AuthError::Missing)?;
+        // Phoenix's order: 401, then 403 for viewers, before anything about the body.
+        state.verifier.verify_bearer(&token).await?.check(true)?;
+    }
+    let Ok(_permit) = state.forwards.try_acquire() else {
+        state.metrics.record_forward(false);
+        return Err(ApiError::Unavailable("Too many exports in flight, retry later".into()));
+    };
     let body = read_limited(request, MAX_TRACES_BODY_BYTES).await?;
     let authorization = forwarded_authorization(&headers);
     let mut last_error = None;

@@ -13,7 +13,7 @@ use crate::body::JsonBody;
 use crate::caller::{AnyCaller, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::global_id;
-use crate::routes::{Page, Params, require_admin};
+use crate::routes::{Page, Params, require_admin, require_auth_enabled};
 use crate::state::AppState;
 use crate::timestamp::iso_from_millis;
 
@@ -103,6 +103,7 @@ pub async fn list_users(
     Caller(caller): Caller,
     Params(page): Params<Page>,
 ) -> ApiResult<Json<Value>> {
+    require_auth_enabled(&state)?;
     require_admin(&state, &caller)?;
     let (cursor, limit) = page.to_identity(global_id::USER)?;
     let request = state.identity.request(pb::ListUsersRequest { cursor, limit }, &caller.context);
@@ -174,6 +175,7 @@ pub async fn create_user(
     Caller(caller): Caller,
     JsonBody(body): JsonBody<CreateUserBody>,
 ) -> ApiResult<Response> {
+    require_auth_enabled(&state)?;
     require_admin(&state, &caller)?;
     let mut request = match body.user {
         NewUser::Local { email, username, role, password } => pb::CreateUserRequest {
@@ -219,6 +221,7 @@ pub async fn delete_user(
     Caller(caller): Caller,
     Path(user_id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    require_auth_enabled(&state)?;
     require_admin(&state, &caller)?;
     let id = global_id::decode_id(&user_id, global_id::USER)
         .ok_or_else(|| ApiError::Unprocessable(format!("Invalid User GlobalID format: {user_id}")))?;

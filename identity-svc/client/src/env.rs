@@ -91,6 +91,24 @@ impl Env {
         }
     }
 
+    /// `PHOENIX_ROOT_URL`: the public URL browsers use (scheme, host, optional sub-path), without
+    /// a trailing `/`. Phoenix requires a scheme and a host; ashgate also requires http(s) and no
+    /// credentials, query or fragment, since links built from it are mailed to users.
+    pub fn root_url(&self) -> Result<Option<String>, ConfigError> {
+        const VAR: &str = "PHOENIX_ROOT_URL";
+        let Some(raw) = self.string(VAR) else { return Ok(None) };
+        let bad = || ConfigError::new(VAR, "must be an absolute http(s) URL with a host");
+        let url = url::Url::parse(&raw).map_err(|_| bad())?;
+        let plain = url.username().is_empty()
+            && url.password().is_none()
+            && url.query().is_none()
+            && url.fragment().is_none();
+        if !matches!(url.scheme(), "http" | "https") || !url.has_host() || !plain {
+            return Err(bad());
+        }
+        Ok(Some(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
     /// A positive number of minutes (Phoenix's token expiries are floats > 0).
     pub fn minutes(&self, var: &str, default_minutes: f64) -> Result<Duration, ConfigError> {
         let minutes = match self.string(var) {
@@ -131,5 +149,28 @@ mod tests {
         assert_eq!(env.minutes("N", 1.0), Ok(Duration::from_secs(90)));
         assert_eq!(env.u64_in("X", 1, 0, 10).unwrap_err().reason, "must be a whole number");
         assert_eq!(env.u64_in("Q", 1, 0, 10).unwrap_err().reason, "must be between 0 and 10");
+    }
+
+    #[test]
+    fn root_urls_are_absolute_http_urls() {
+        let root = |v: &str| Env::from_pairs([("PHOENIX_ROOT_URL", v)]).root_url();
+        assert_eq!(
+            root("https://ashgate.example/phoenix/"),
+            Ok(Some("https://ashgate.example/phoenix".into()))
+        );
+        assert_eq!(root("http://127.0.0.1:6006"), Ok(Some("http://127.0.0.1:6006".into())));
+        assert_eq!(Env::default().root_url(), Ok(None));
+        for bad in [
+            "ashgate.example",
+            "ftp://ashgate.example",
+            "https://u:p@ashgate.example",
+            "https://a.example/?x=1",
+        ] {
+            assert_eq!(
+                root(bad).unwrap_err().to_string(),
+                "PHOENIX_ROOT_URL: must be an absolute http(s) URL with a host",
+                "{bad}"
+            );
+        }
     }
 }

@@ -6,7 +6,9 @@
 -- procedure, https://sqlite.org/lang_altertable.html#otheralter). Foreign keys must be off
 -- while the old table is dropped, or the drop would cascade into every session and API key;
 -- the pragma is a no-op inside a transaction, hence `no-transaction` above and an explicit
--- transaction below. Ids, the AUTOINCREMENT counter and the other tables' references are kept.
+-- transaction below. Ids, the AUTOINCREMENT counter, every column (0002's username_skeleton
+-- with its index included) and the other tables' references are kept: a migration that adds a
+-- column to users before this one must add it here too.
 PRAGMA foreign_keys = OFF;
 BEGIN;
 CREATE TEMP TABLE users_sequence AS SELECT seq FROM sqlite_sequence WHERE name = 'users';
@@ -23,17 +25,20 @@ CREATE TABLE users_ldap (
     profile_picture_url TEXT,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
+    username_skeleton TEXT,
     ldap_unique_id TEXT UNIQUE,
     UNIQUE (oauth2_client_id, oauth2_user_id),
     CHECK (email IS NOT NULL OR auth_method = 'LDAP')
 );
 INSERT INTO users_ldap (id, email, username, role, auth_method, password_hash, password_needs_reset,
-    oauth2_client_id, oauth2_user_id, profile_picture_url, created_at, updated_at)
+    oauth2_client_id, oauth2_user_id, profile_picture_url, created_at, updated_at, username_skeleton)
 SELECT id, email, username, role, auth_method, password_hash, password_needs_reset,
-    oauth2_client_id, oauth2_user_id, profile_picture_url, created_at, updated_at
+    oauth2_client_id, oauth2_user_id, profile_picture_url, created_at, updated_at, username_skeleton
 FROM users;
 DROP TABLE users;
 ALTER TABLE users_ldap RENAME TO users;
+-- 0002's index went with the old table.
+CREATE UNIQUE INDEX users_username_skeleton ON users (username_skeleton);
 INSERT INTO sqlite_sequence (name, seq)
     SELECT 'users', seq FROM temp.users_sequence
     WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'users');

@@ -73,7 +73,7 @@ impl AuthService for AuthApi {
         super::require_internal(&self.0, &request)?;
         let addr = client_addr(&self.0, &request);
         let body = request.into_inner();
-        self.0.request_password_reset(&body.email, &body.link_base_url, addr).await?;
+        self.0.request_password_reset(&body.email, addr).await?;
         Ok(Response::new(pb::RequestPasswordResetResponse {}))
     }
 

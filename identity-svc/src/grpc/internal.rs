@@ -25,6 +25,9 @@ pub struct InternalApi {
     pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
+/// Why a replica does not serve revocations right now.
+const UNRELIABLE: &str = "this replica may be missing revocations (its Redis subscription is down)";
+
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::RevocationEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -52,35 +55,45 @@ impl InternalService for InternalApi {
         require_internal(&self.identity, &request)?;
         // Subscribe before answering: once the caller sees the response, it misses nothing.
         let receiver = self.identity.revocations().subscribe();
+        // A replica that may be missing other replicas' revocations (its Redis subscription is
+        // down) must not be anyone's source of them: the verifier would take the stream as
+        // complete and cache answers of healthy replicas whose revocations reach it through
+        // no one. It refuses, and ends its open streams, until it hears everything again.
+        let bus = self.identity.revocations().clone();
+        if !bus.is_reliable() {
+            return Err(Status::unavailable(UNRELIABLE));
+        }
         let closing = self.closing.clone();
-        let stream = futures::stream::unfold(
-            (receiver, closing, 0u64),
-            |(mut receiver, mut closing, seq)| async move {
-                let next = tokio::select! {
-                    next = receiver.recv() => next,
-                    _ = closing.wait_for(|closing| *closing) => return None,
-                };
-                let target = match next {
-                    Ok(Revocation::AccessToken(id)) => Target::Credential(pb::RevokedCredential {
-                        kind: pb::CredentialKind::AccessToken.into(),
+        let stream = futures::stream::unfold(Some((receiver, closing, 0u64, bus)), |state| async move {
+            let (mut receiver, mut closing, seq, bus) = state?;
+            let next = tokio::select! {
+                next = receiver.recv() => next,
+                _ = closing.wait_for(|closing| *closing) => return None,
+            };
+            if matches!(next, Ok(Revocation::Flush)) && !bus.is_reliable() {
+                // The last item: the stream ends after it.
+                return Some((Err(Status::unavailable(UNRELIABLE)), None));
+            }
+            let target = match next {
+                Ok(Revocation::AccessToken(id)) => Target::Credential(pb::RevokedCredential {
+                    kind: pb::CredentialKind::AccessToken.into(),
+                    id,
+                }),
+                Ok(Revocation::ApiKey(id)) => {
+                    // Verifiers key their caches by credential, so user vs system does not matter.
+                    Target::Credential(pb::RevokedCredential {
+                        kind: pb::CredentialKind::UserApiKey.into(),
                         id,
-                    }),
-                    Ok(Revocation::ApiKey(id)) => {
-                        // Verifiers key their caches by credential, so user vs system does not matter.
-                        Target::Credential(pb::RevokedCredential {
-                            kind: pb::CredentialKind::UserApiKey.into(),
-                            id,
-                        })
-                    }
-                    Ok(Revocation::User(id)) => Target::UserId(id),
-                    // Falling behind means events were lost: the subscriber must drop everything.
-                    Ok(Revocation::Flush) | Err(RecvError::Lagged(_)) => Target::Flush(true),
-                    Err(RecvError::Closed) => return None,
-                };
-                let seq = seq + 1;
-                Some((Ok(pb::RevocationEvent { seq, target: Some(target) }), (receiver, closing, seq)))
-            },
-        );
+                    })
+                }
+                Ok(Revocation::User(id)) => Target::UserId(id),
+                // Falling behind means events were lost: the subscriber must drop everything.
+                Ok(Revocation::Flush) | Err(RecvError::Lagged(_)) => Target::Flush(true),
+                Err(RecvError::Closed) => return None,
+            };
+            let seq = seq + 1;
+            Some((Ok(pb::RevocationEvent { seq, target: Some(target) }), Some((receiver, closing, seq, bus))))
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -98,6 +111,7 @@ impl InternalService for InternalApi {
             client_id: body.client_id,
             subject: body.subject,
             email: body.email,
+            email_verified: body.email_verified,
             username: body.username,
             profile_picture_url: optional_text(body.profile_picture_url),
             allow_sign_up: body.allow_sign_up,

@@ -9,7 +9,7 @@ use super::directory::DirectoryUser;
 use crate::error::{Error, Result};
 use crate::identity::{Identity, now_ms};
 use crate::token::random_token;
-use crate::user::User;
+use crate::user::{USERNAME_TOO_SIMILAR, User, is_hidden};
 
 /// Usernames are at most 64 characters (`user.rs`); a collision suffix " (abc123)" takes 9.
 const USERNAME_CHARS: usize = 64;
@@ -96,8 +96,14 @@ impl Identity {
             );
             return Err(refused());
         }
-        let base: String =
-            found.display_name.trim().chars().filter(|c| !c.is_control()).take(USERNAME_CHARS).collect();
+        // What user.rs accepts in a username: no control or invisible characters, 64 at most.
+        let base: String = found
+            .display_name
+            .trim()
+            .chars()
+            .filter(|c| !c.is_control() && !is_hidden(*c))
+            .take(USERNAME_CHARS)
+            .collect();
         let base = if base.trim().is_empty() { "ldap-user".to_owned() } else { base.trim().to_owned() };
         let mut username = base.clone();
         for _ in 0..5 {
@@ -112,7 +118,7 @@ impl Identity {
                 )
                 .await;
             match inserted {
-                Err(Error::Conflict("Username already exists")) => {
+                Err(Error::Conflict("Username already exists" | USERNAME_TOO_SIMILAR)) => {
                     let suffix: String =
                         random_token(6).chars().filter(char::is_ascii_alphanumeric).take(6).collect();
                     let stem: String = base.chars().take(USERNAME_CHARS - SUFFIX_CHARS).collect();

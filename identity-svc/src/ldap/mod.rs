@@ -5,7 +5,7 @@
 //!
 //! Every refusal reads "Invalid username and/or password" and counts against the lower-cased
 //! username's brute-force record; only a directory that cannot be reached says so, with 503
-//! (beyond Phoenix, which answers 401 after up to a minute) and without counting.
+//! (beyond Phoenix, which answers 401 after up to a minute). That counts as an attempt too.
 
 mod account;
 pub mod config;
@@ -21,7 +21,7 @@ pub use directory::{Directory, DirectoryError, DirectoryUser};
 
 use crate::error::{Error, Result};
 use crate::identity::Identity;
-use crate::limits::AUTH_BUCKET;
+use crate::limits::{AUTH_BUCKET, Guard};
 use crate::secret::Secret;
 use crate::session::TokenPair;
 
@@ -63,8 +63,11 @@ impl Identity {
             return Err(Error::Unauthenticated(LDAP_CREDENTIALS_REQUIRED));
         }
         let username = username.trim();
-        let key = lockout_key(username);
-        self.limits.check_login(&key, client_addr).await?;
+        // Counted before the directory sees the password, so guesses sent at once cannot all
+        // get in; released only when the directory accepts it. An outage counts too (as in
+        // Phoenix): whether a directory answers in time is something a flood can influence, so
+        // a timeout must not hand back a guess.
+        let attempt = self.limits.reserve(Guard::SignIn, &lockout_key(username), client_addr).await?;
         // Phoenix refuses a blank or oversized username as a failed sign-in.
         let unusable = username.is_empty()
             || username.chars().count() > MAX_USERNAME_CHARS
@@ -76,14 +79,11 @@ impl Identity {
         };
         let found = match found {
             Ok(found) => found,
-            Err(DirectoryError::Refused) => {
-                self.limits.record_login_failure(&key, client_addr).await;
-                return Err(Error::Unauthenticated(INVALID_LDAP_CREDENTIALS));
-            }
+            Err(DirectoryError::Refused) => return Err(Error::Unauthenticated(INVALID_LDAP_CREDENTIALS)),
             Err(DirectoryError::Unavailable) => return Err(Error::Unavailable(LDAP_UNAVAILABLE.into())),
         };
+        attempt.succeeded().await;
         let user = self.ldap_account(found, directory.config()).await?;
-        self.limits.record_login_success(&key, client_addr).await;
         tracing::info!(user_id = user.id, "signed in with LDAP");
         self.start_session(user.id, None, false).await
     }

@@ -6,7 +6,7 @@ use super::users::{COLUMNS, user_from_row};
 use super::{Store, conflict_or};
 use crate::error::Result;
 use crate::principal::Role;
-use crate::user::User;
+use crate::user::{User, username_skeleton};
 
 impl Store {
     /// The LDAP account with this (lower-cased) unique id.
@@ -23,8 +23,9 @@ impl Store {
         row.as_ref().map(user_from_row).transpose()
     }
 
-    /// Creates an LDAP account (no password); conflicts are "Username already exists",
-    /// "Email already exists" or "LDAP identity already linked to another user".
+    /// Creates an LDAP account (no password); conflicts are "Username already exists", a name
+    /// too similar to another, "Email already exists" or "LDAP identity already linked to
+    /// another user".
     pub async fn insert_ldap_user(
         &self,
         email: Option<&str>,
@@ -35,7 +36,8 @@ impl Store {
     ) -> Result<User> {
         let sql = format!(
             "INSERT INTO users (email, username, role, auth_method, password_needs_reset, ldap_unique_id, \
-             created_at, updated_at) VALUES ($1, $2, $3, 'LDAP', 0, $4, $5, $5) RETURNING {COLUMNS}"
+             created_at, updated_at, username_skeleton) VALUES ($1, $2, $3, 'LDAP', 0, $4, $5, $5, $6) \
+             RETURNING {COLUMNS}"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(email)
@@ -43,10 +45,13 @@ impl Store {
             .bind(role.as_str())
             .bind(unique_id)
             .bind(now_ms)
+            .bind(username_skeleton(username))
             .fetch_one(&self.pool)
-            .await
-            .map_err(conflict_or)?;
-        user_from_row(&row)
+            .await;
+        match row {
+            Ok(row) => user_from_row(&row),
+            Err(e) => Err(self.username_conflict(conflict_or(e), username).await),
+        }
     }
 
     /// Sets what the directory says of an LDAP account: `email` and `unique_id` when given (the

@@ -32,7 +32,7 @@ async fn the_sqlite_rebuild_keeps_rows_ids_and_foreign_keys() {
     before.run(&pool).await.unwrap();
     let setup = [
         "INSERT INTO users (email, username, role, auth_method, created_at, updated_at) VALUES ('system@localhost', 'system', 'SYSTEM', 'LOCAL', 1, 1)",
-        "INSERT INTO users (email, username, role, auth_method, password_hash, created_at, updated_at) VALUES ('a@x.com', 'a', 'ADMIN', 'LOCAL', 'hash', 2, 2)",
+        "INSERT INTO users (email, username, role, auth_method, password_hash, created_at, updated_at, username_skeleton) VALUES ('a@x.com', 'a', 'ADMIN', 'LOCAL', 'hash', 2, 2, 'a')",
         "INSERT INTO users (email, username, role, auth_method, oauth2_client_id, oauth2_user_id, created_at, updated_at) VALUES ('b@x.com', 'b', 'MEMBER', 'OAUTH2', 'client', 'sub', 3, 3)",
         "INSERT INTO users (email, username, role, auth_method, created_at, updated_at) VALUES ('gone@x.com', 'gone', 'VIEWER', 'LOCAL', 4, 4)",
         "DELETE FROM users WHERE id = 4",
@@ -63,6 +63,9 @@ async fn the_sqlite_rebuild_keeps_rows_ids_and_foreign_keys() {
         ("SELECT COUNT(*) FROM api_keys", 2),
         ("SELECT COUNT(*) FROM pragma_foreign_key_check", 0),
         ("SELECT foreign_keys FROM pragma_foreign_keys", 1),
+        // 0002's column and unique index survived the rebuild.
+        ("SELECT COUNT(*) FROM users WHERE username_skeleton = 'a'", 1),
+        ("SELECT COUNT(*) FROM sqlite_master WHERE name = 'users_username_skeleton'", 1),
     ] {
         assert_eq!(count(&store, table).await, rows, "{table}");
     }

@@ -91,6 +91,9 @@ fn conflict_or(err: sqlx::Error) -> Error {
         && db.is_unique_violation()
     {
         let text = format!("{} {}", db.message(), db.constraint().unwrap_or_default());
+        if text.contains("skeleton") {
+            return Error::Conflict(crate::user::USERNAME_TOO_SIMILAR);
+        }
         if text.contains("username") {
             return Error::Conflict("Username already exists");
         }

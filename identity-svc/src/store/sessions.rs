@@ -17,8 +17,8 @@ pub struct RefreshRow {
     pub nonce_hash: Vec<u8>,
     /// Unix ms.
     pub expires_at_ms: i64,
-    /// Set once the token has been exchanged; presenting it again is reuse.
-    pub rotated: bool,
+    /// When the token was exchanged (Unix ms); presenting it again after the grace window is reuse.
+    pub rotated_at_ms: Option<i64>,
 }
 
 /// An access token row joined with its owner's current state.
@@ -107,7 +107,7 @@ impl Store {
                 family_id: r.try_get("family_id")?,
                 nonce_hash: r.try_get("nonce_hash")?,
                 expires_at_ms: r.try_get("expires_at")?,
-                rotated: r.try_get::<Option<i64>, _>("rotated_at")?.is_some(),
+                rotated_at_ms: r.try_get("rotated_at")?,
             })
         })
         .transpose()

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use super::{Store, conflict_or, flag};
 use crate::error::{Error, Result};
 use crate::principal::Role;
-use crate::user::{AuthMethod, NewUser, User};
+use crate::user::{AuthMethod, NewUser, User, username_skeleton};
 
 pub(super) const COLUMNS: &str = "id, email, username, role, auth_method, password_hash, password_needs_reset, \
     oauth2_client_id, oauth2_user_id, profile_picture_url, ldap_unique_id, created_at, updated_at";
@@ -38,8 +38,8 @@ impl Store {
     pub async fn insert_user(&self, user: &NewUser, now_ms: i64) -> Result<User> {
         let sql = format!(
             "INSERT INTO users (email, username, role, auth_method, password_hash, password_needs_reset, \
-             oauth2_client_id, oauth2_user_id, profile_picture_url, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING {COLUMNS}"
+             oauth2_client_id, oauth2_user_id, profile_picture_url, created_at, updated_at, username_skeleton) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) RETURNING {COLUMNS}"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&user.email)
@@ -52,9 +52,13 @@ impl Store {
             .bind(user.oauth2_user_id.as_deref())
             .bind(user.profile_picture_url.as_deref())
             .bind(now_ms)
+            .bind(username_skeleton(&user.username))
             .fetch_one(&self.pool)
-            .await
-            .map_err(conflict_or)?;
+            .await;
+        let row = match row {
+            Ok(row) => row,
+            Err(e) => return Err(self.username_conflict(conflict_or(e), &user.username).await),
+        };
         user_from_row(&row)
     }
 
@@ -103,16 +107,63 @@ impl Store {
 
     /// Renames a user.
     pub async fn update_username(&self, id: i64, username: &str, now_ms: i64) -> Result<Option<User>> {
-        let sql =
-            format!("UPDATE users SET username = $1, updated_at = $2 WHERE id = $3 RETURNING {COLUMNS}");
+        let sql = format!(
+            "UPDATE users SET username = $1, updated_at = $2, username_skeleton = $4 WHERE id = $3 RETURNING {COLUMNS}"
+        );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(username)
             .bind(now_ms)
             .bind(id)
+            .bind(username_skeleton(username))
             .fetch_optional(&self.pool)
-            .await
-            .map_err(conflict_or)?;
+            .await;
+        let row = match row {
+            Ok(row) => row,
+            Err(e) => return Err(self.username_conflict(conflict_or(e), username).await),
+        };
         row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Which of the two username rules a conflict broke: the exact name taken ("Username
+    /// already exists", Phoenix's text) or only its look (the skeleton index may be checked
+    /// first, and reports both).
+    pub(super) async fn username_conflict(&self, error: Error, username: &str) -> Error {
+        if !matches!(error, Error::Conflict(crate::user::USERNAME_TOO_SIMILAR)) {
+            return error;
+        }
+        let taken = sqlx::query("SELECT 1 FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await;
+        match taken {
+            Ok(Some(_)) => Error::Conflict("Username already exists"),
+            _ => error,
+        }
+    }
+
+    /// Fills `username_skeleton` for users created before it existed; a name that imitates an
+    /// earlier one keeps none (logged), so it blocks nobody and stays usable.
+    pub async fn backfill_username_skeletons(&self) -> Result<()> {
+        let rows = sqlx::query("SELECT id, username FROM users WHERE username_skeleton IS NULL ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        for row in rows {
+            let (id, username): (i64, String) = (row.try_get("id")?, row.try_get("username")?);
+            let done = sqlx::query("UPDATE users SET username_skeleton = $1 WHERE id = $2")
+                .bind(username_skeleton(&username))
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(conflict_or);
+            match done {
+                Ok(_) => {}
+                Err(Error::Conflict(_)) => {
+                    tracing::warn!(user_id = id, "username imitates an earlier one; left without a skeleton")
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Sets a password hash and the must-reset flag, and ends every session of the user in the
@@ -159,7 +210,9 @@ impl Store {
         row.as_ref().map(user_from_row).transpose()
     }
 
-    /// Updates what an OAuth2 sign-in tells us about a user (identity link, picture, role).
+    /// Updates what an OAuth2 sign-in tells us about a user (identity link, picture, role):
+    /// links `id` to (client id, subject) if it is not linked to another identity, and updates
+    /// its picture and role; `None` when it is gone or linked elsewhere.
     pub async fn update_oauth2_profile(
         &self,
         id: i64,
@@ -169,9 +222,12 @@ impl Store {
         role: Role,
         now_ms: i64,
     ) -> Result<Option<User>> {
+        // Only an account never linked, or linked to this very identity: two sign-ins racing to
+        // link one pre-created account cannot both win.
         let sql = format!(
             "UPDATE users SET oauth2_client_id = $1, oauth2_user_id = $2, profile_picture_url = $3, role = $4, \
-             updated_at = $5 WHERE id = $6 RETURNING {COLUMNS}"
+             updated_at = $5 WHERE id = $6 AND (oauth2_user_id IS NULL \
+             OR (oauth2_client_id = $1 AND oauth2_user_id = $2)) RETURNING {COLUMNS}"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(client_id)

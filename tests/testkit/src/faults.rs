@@ -165,3 +165,37 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
+
+/// A write lock held on one table of a test database by another connection, as a long
+/// transaction of someone else's would: writes to the table wait until [`TableLock::release`]
+/// (or drop). SQLite has one writer per database, so there the whole database is locked for
+/// writing; PostgreSQL locks the table in `EXCLUSIVE` mode (reads go on, writes wait).
+pub struct TableLock {
+    conn: Option<sqlx::AnyConnection>,
+}
+
+impl TableLock {
+    /// Takes the lock on `table` of `database`.
+    pub async fn hold(database: &crate::collector::TestDatabase, table: &str) -> anyhow::Result<Self> {
+        use sqlx::{Connection as _, Executor as _};
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(database.url.expose()).await?;
+        if database.is_postgres() {
+            conn.execute("BEGIN").await?;
+            conn.execute(sqlx::AssertSqlSafe(format!("LOCK TABLE {table} IN EXCLUSIVE MODE"))).await?;
+        } else {
+            conn.execute("BEGIN IMMEDIATE").await?;
+        }
+        Ok(Self { conn: Some(conn) })
+    }
+
+    /// Ends the transaction, letting the waiting writes through.
+    pub async fn release(mut self) -> anyhow::Result<()> {
+        use sqlx::{Connection as _, Executor as _};
+        if let Some(mut conn) = self.conn.take() {
+            conn.execute("ROLLBACK").await?;
+            conn.close().await?;
+        }
+        Ok(())
+    }
+}

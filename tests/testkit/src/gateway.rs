@@ -66,9 +66,15 @@ impl GatewayFixture {
         configure: impl FnOnce(Env) -> Env,
     ) -> Self {
         let auth = if auth_enabled { "true" } else { "false" };
-        let identity =
-            IdentityFixture::start_with(|env| configure_identity(env.with("PHOENIX_ENABLE_AUTH", auth)))
-                .await;
+        // Bound first, so identity-svc can be told the public URL its mailed links start with.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("gateway listener: {e}"));
+        let origin = format!("http://{}", listener.local_addr().unwrap_or_else(|e| panic!("addr: {e}")));
+        let identity = IdentityFixture::start_with(|env| {
+            configure_identity(env.with("PHOENIX_ENABLE_AUTH", auth).with("PHOENIX_ROOT_URL", origin))
+        })
+        .await;
         // Named through the collector crate, which re-exports the identity client's verifier.
         let collector_verifier = if auth_enabled {
             let config = verifier_config(&identity);
@@ -89,8 +95,9 @@ impl GatewayFixture {
         ]);
         let mut config =
             GatewayConfig::from_env(&configure(env)).unwrap_or_else(|e| panic!("gateway config: {e}"));
-        config.listen = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("addr: {e}"));
-        let gateway = Gateway::connect(config.clone()).await.unwrap_or_else(|e| panic!("gateway: {e}"));
+        config.listen = listener.local_addr().unwrap_or_else(|e| panic!("addr: {e}"));
+        let gateway =
+            Gateway::connect_on(listener, config.clone()).await.unwrap_or_else(|e| panic!("gateway: {e}"));
         let addr = gateway.local_addr().unwrap_or_else(|e| panic!("gateway addr: {e}"));
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

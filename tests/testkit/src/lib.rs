@@ -15,6 +15,11 @@ pub mod oidc;
 
 /// A real directory (OpenLDAP `slapd`) for LDAP sign-in tests.
 pub mod ldap;
+/// The OAuth2 sign-in flow through a gateway, against [`oidc`].
+pub mod oauth2;
+
+/// Parsed `Set-Cookie` headers.
+pub mod cookies;
 
 /// A real SMTP server (Python `aiosmtpd`) for password-recovery tests.
 pub mod smtp;
