@@ -3,52 +3,56 @@
 //! address from hammering the identity provider through us, which a per-replica bucket does.
 //! The `/auth/*` limits are identity-svc's (shared through Redis).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// Most addresses remembered before idle ones are forgotten.
-const MAX_TRACKED: usize = 100_000;
+use ashgate_identity_client::address::client_key;
+use moka::sync::Cache;
 
-/// One bucket per client address.
-#[derive(Debug)]
+/// Most clients remembered; past it the least used are forgotten first (their buckets would
+/// be full again soon anyway).
+const MAX_TRACKED: u64 = 100_000;
+
+/// One bucket per client (an IPv4 address or an IPv6 /64).
 pub struct RateLimiter {
     per_second: f64,
     capacity: f64,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    /// Serialises take-a-token, so two requests cannot both take the last one.
+    gate: Mutex<()>,
+    /// Tokens left and when they were counted; an entry idle for as long as a bucket takes to
+    /// fill again is dropped (it would be full).
+    buckets: Cache<String, (f64, Instant)>,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("per_second", &self.per_second)
+            .field("capacity", &self.capacity)
+            .finish()
+    }
 }
 
 impl RateLimiter {
     /// `per_second` refill, `capacity` burst; every bucket starts full.
     pub fn new(per_second: f64, capacity: f64) -> Self {
-        Self { per_second, capacity, buckets: Mutex::new(HashMap::new()) }
+        let full_after = Duration::from_secs_f64((capacity / per_second).max(1.0));
+        let buckets = Cache::builder().max_capacity(MAX_TRACKED).time_to_idle(full_after).build();
+        Self { per_second, capacity, gate: Mutex::new(()), buckets }
     }
 
     /// Takes one token for `addr`; false when its bucket is empty. Unknown addresses share one
     /// bucket (the unspecified address).
     pub fn allow(&self, addr: Option<IpAddr>) -> bool {
-        let addr = addr.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let key = client_key(addr.unwrap_or(IpAddr::from([0, 0, 0, 0])));
         let now = Instant::now();
-        let mut buckets = match self.buckets.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if buckets.len() >= MAX_TRACKED {
-            let full_after = self.capacity / self.per_second;
-            buckets.retain(|_, (_, last)| now.duration_since(*last).as_secs_f64() < full_after);
-        }
-        let (tokens, last) = buckets.entry(addr).or_insert((self.capacity, now));
-        let refilled =
-            (*tokens + now.duration_since(*last).as_secs_f64() * self.per_second).min(self.capacity);
-        *last = now;
-        if refilled >= 1.0 {
-            *tokens = refilled - 1.0;
-            true
-        } else {
-            *tokens = refilled;
-            false
-        }
+        let _gate = self.gate.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (tokens, last) = self.buckets.get(&key).unwrap_or((self.capacity, now));
+        let refilled = (tokens + now.duration_since(last).as_secs_f64() * self.per_second).min(self.capacity);
+        let allowed = refilled >= 1.0;
+        self.buckets.insert(key, (if allowed { refilled - 1.0 } else { refilled }, now));
+        allowed
     }
 }
 
@@ -64,5 +68,8 @@ mod tests {
         assert!((0..6).all(|_| limiter.allow(a)));
         assert!(!limiter.allow(a));
         assert!(limiter.allow(b), "another address has its own bucket");
+        let v6 = |last: u16| Some(IpAddr::from([0x2001, 0xdb8, 1, 2, 0, 0, 0, last]));
+        assert!((0..6).all(|i| limiter.allow(v6(i))));
+        assert!(!limiter.allow(v6(99)), "one IPv6 client is its /64");
     }
 }

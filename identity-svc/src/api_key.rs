@@ -152,11 +152,12 @@ impl Identity {
     pub async fn delete_user_api_key(&self, principal: &Principal, id: i64) -> Result<()> {
         self.require_auth_enabled()?;
         let row = self.store.api_key_row(id).await?.ok_or(Error::NotFound(API_KEY_NOT_FOUND))?;
-        if row.key.system {
-            return Err(Error::Forbidden("System API keys cannot be deleted here".into()));
-        }
+        // Someone else's key does not exist as far as a non-admin can tell, system keys included.
         if row.key.user_id != principal.user_id && !principal.is_admin() {
             return Err(Error::NotFound(API_KEY_NOT_FOUND));
+        }
+        if row.key.system {
+            return Err(Error::Forbidden("System API keys cannot be deleted here".into()));
         }
         self.remove_api_key(row.key.id).await
     }

@@ -150,7 +150,11 @@ impl Identity {
         }
     }
 
+    /// Forgets `revocation`'s target in this replica's own cache at once (before the revoking
+    /// call returns, so no answer after it comes from the cache), then tells every verifier
+    /// and replica.
     pub(crate) fn revoke(&self, revocation: Revocation) {
+        self.cache.evict(revocation);
         self.revocations.publish(revocation);
     }
 }

@@ -25,7 +25,7 @@ pub struct OAuth2Identity {
     pub profile_picture_url: Option<String>,
     /// `PHOENIX_OAUTH2_<IDP>_ALLOW_SIGN_UP`.
     pub allow_sign_up: bool,
-    /// Mapped role, or `None` for the default (member).
+    /// Mapped role, or `None` for the default (viewer; an existing user keeps theirs).
     pub role: Option<Role>,
     /// Re-apply `role` to an existing user.
     pub resync_role: bool,
@@ -115,7 +115,8 @@ impl Identity {
         let mut user = NewUser {
             email,
             username: base.clone(),
-            role: identity.role.unwrap_or(Role::Member),
+            // Phoenix: new users without a mapped role are viewers.
+            role: identity.role.unwrap_or(Role::Viewer),
             auth_method: AuthMethod::OAuth2,
             password_hash: None,
             password_needs_reset: false,

@@ -9,6 +9,7 @@ use crate::limits::{AUTH_BUCKET, Guard};
 use crate::principal::{Principal, Role};
 use crate::revocation::Revocation;
 use crate::secret::Secret;
+use crate::store::Renewal;
 use crate::token::{Nonce, TokenId, TokenKind};
 use crate::user::{AuthMethod, normalize_email};
 
@@ -99,62 +100,80 @@ impl Identity {
         if row.expires_at_ms <= now {
             return Err(Error::Unauthenticated(EXPIRED_REFRESH_TOKEN));
         }
-        match self.store.rotate_refresh(token.id.id, now).await? {
-            Some(revoked) => {
-                for id in revoked {
+        // Spent moments ago: another tab of the same browser renewed at the same time, and gets
+        // a fresh pair of the same session. Spent earlier: a replay.
+        let grace = i64::try_from(self.config.refresh_reuse_grace.as_millis()).unwrap_or(0);
+        let fresh = FreshPair::new(&self.config, now);
+        let renewal = self
+            .store
+            .renew_session(
+                row.user_id,
+                token.id.id,
+                row.family_id,
+                grace,
+                fresh.refresh(),
+                fresh.access(),
+                now,
+            )
+            .await?;
+        match renewal {
+            Renewal::Issued { refresh_id, access_id, replaced } => {
+                for id in replaced {
                     self.revoke(Revocation::AccessToken(id));
                 }
+                let user =
+                    self.store.user_by_id(row.user_id).await?.ok_or(Error::NotFound("User not found"))?;
+                fresh.into_pair(
+                    self.codec()?,
+                    user.id,
+                    user.password_needs_reset,
+                    (refresh_id, access_id),
+                    now,
+                )
             }
-            None => {
-                // Spent already. Moments ago: another tab of the same browser renewed at the
-                // same time, so it gets a fresh pair of the same session. Later: a replay.
-                let spent_at = self.store.refresh_row(token.id.id).await?.and_then(|r| r.rotated_at_ms);
-                let grace = i64::try_from(self.config.refresh_reuse_grace.as_millis()).unwrap_or(0);
-                if !spent_at.is_some_and(|at| now.saturating_sub(at) < grace) {
-                    tracing::warn!(
-                        user_id = row.user_id,
-                        "refresh token reused: revoking its session family"
-                    );
-                    for id in self.store.delete_family(row.family_id).await? {
-                        self.revoke(Revocation::AccessToken(id));
-                    }
-                    return Err(Error::Unauthenticated(INVALID_REFRESH_TOKEN));
+            Renewal::Spent(_) => {
+                tracing::warn!(user_id = row.user_id, "refresh token reused: revoking its session family");
+                for id in self.store.delete_family(row.family_id).await? {
+                    self.revoke(Revocation::AccessToken(id));
                 }
+                Err(Error::Unauthenticated(INVALID_REFRESH_TOKEN))
             }
+            Renewal::Gone => Err(Error::Unauthenticated(INVALID_REFRESH_TOKEN)),
         }
-        let user = self.store.user_by_id(row.user_id).await?.ok_or(Error::NotFound("User not found"))?;
-        self.start_session(user.id, Some(row.family_id), user.password_needs_reset).await
     }
 
     /// Ends every session of the caller (Phoenix `GET /auth/logout`): identified by the
-    /// principal, else by a refresh token. Returns the user id, 0 if nobody was identified.
+    /// principal, else by a live refresh token. A spent refresh token identifies nobody (a thief
+    /// may hold it), but it does end its own family: whoever renewed it, the owner signing out
+    /// with it or a thief, that session ends, as a replay at `/refresh` would end it. Returns the
+    /// user id, 0 if nobody was identified.
     #[tracing::instrument(skip_all)]
     pub async fn logout(&self, principal: Option<&Principal>, refresh_token: Option<&str>) -> Result<i64> {
-        let from_principal = principal.filter(|p| p.is_session()).map(|p| p.user_id);
-        let user_id = match from_principal {
-            Some(id) => Some(id),
-            None => match (refresh_token, self.codec.as_ref()) {
-                (Some(token), Some(codec)) => match codec.decode(token) {
-                    // Only a live refresh token says who signs out: a spent one (a thief may
-                    // hold it) must not end the sessions it was rotated into.
-                    Ok(t) if t.id.kind == TokenKind::Refresh => self
-                        .store
-                        .refresh_row(t.id.id)
-                        .await?
-                        .filter(|r| {
-                            t.nonce_matches(&r.nonce_hash)
-                                && r.rotated_at_ms.is_none()
-                                && r.expires_at_ms > now_ms()
-                        })
-                        .map(|r| r.user_id),
-                    _ => None,
-                },
-                _ => None,
-            },
+        if let Some(user_id) = principal.filter(|p| p.is_session()).map(|p| p.user_id) {
+            self.revoke_sessions_of(user_id).await?;
+            return Ok(user_id);
+        }
+        let (Some(token), Some(codec)) = (refresh_token, self.codec.as_ref()) else { return Ok(0) };
+        let Ok(token) = codec.decode(token) else { return Ok(0) };
+        if token.id.kind != TokenKind::Refresh {
+            return Ok(0);
+        }
+        let Some(row) =
+            self.store.refresh_row(token.id.id).await?.filter(|r| token.nonce_matches(&r.nonce_hash))
+        else {
+            return Ok(0);
         };
-        let Some(user_id) = user_id else { return Ok(0) };
-        self.revoke_sessions_of(user_id).await?;
-        Ok(user_id)
+        if row.rotated_at_ms.is_some() {
+            for id in self.store.delete_family(row.family_id).await? {
+                self.revoke(Revocation::AccessToken(id));
+            }
+            return Ok(0);
+        }
+        if row.expires_at_ms <= now_ms() {
+            return Ok(0);
+        }
+        self.revoke_sessions_of(row.user_id).await?;
+        Ok(row.user_id)
     }
 
     /// Deletes every session of a user and tells every verifier.
@@ -173,34 +192,64 @@ impl Identity {
     ) -> Result<TokenPair> {
         let codec = self.codec()?;
         let now = now_ms();
-        let (refresh_nonce, access_nonce) = (Nonce::generate(), Nonce::generate());
-        let refresh_expires = after(now, self.config.refresh_token_ttl);
-        let access_expires = after(now, self.config.access_token_ttl);
-        let (refresh_id, access_id) = self
-            .store
-            .insert_session(
-                user_id,
-                family_id,
-                (refresh_nonce.hash(), refresh_expires),
-                (access_nonce.hash(), access_expires),
-                now,
-            )
-            .await?;
+        let fresh = FreshPair::new(&self.config, now);
+        let ids = self.store.insert_session(user_id, family_id, fresh.refresh(), fresh.access(), now).await?;
+        fresh.into_pair(codec, user_id, needs_reset, ids, now)
+    }
+}
+
+/// The secrets and expiries of a pair about to be stored, then signed once its rows exist.
+struct FreshPair {
+    refresh_nonce: Nonce,
+    access_nonce: Nonce,
+    refresh_expires: i64,
+    access_expires: i64,
+}
+
+impl FreshPair {
+    fn new(config: &crate::config::IdentityConfig, now: i64) -> Self {
+        Self {
+            refresh_nonce: Nonce::generate(),
+            access_nonce: Nonce::generate(),
+            refresh_expires: after(now, config.refresh_token_ttl),
+            access_expires: after(now, config.access_token_ttl),
+        }
+    }
+
+    /// What the refresh row stores: the nonce's hash and the expiry.
+    fn refresh(&self) -> (&[u8], i64) {
+        (self.refresh_nonce.hash(), self.refresh_expires)
+    }
+
+    /// What the access row stores.
+    fn access(&self) -> (&[u8], i64) {
+        (self.access_nonce.hash(), self.access_expires)
+    }
+
+    /// Signs the pair for rows (refresh id, access id).
+    fn into_pair(
+        self,
+        codec: &crate::token::TokenCodec,
+        user_id: i64,
+        needs_reset: bool,
+        (refresh_id, access_id): (i64, i64),
+        now: i64,
+    ) -> Result<TokenPair> {
         Ok(TokenPair {
             access_token: codec.issue(
                 TokenId { kind: TokenKind::Access, id: access_id },
-                &access_nonce,
+                &self.access_nonce,
                 now,
-                Some(access_expires),
+                Some(self.access_expires),
             )?,
-            access_expires_at_ms: access_expires,
+            access_expires_at_ms: self.access_expires,
             refresh_token: codec.issue(
                 TokenId { kind: TokenKind::Refresh, id: refresh_id },
-                &refresh_nonce,
+                &self.refresh_nonce,
                 now,
-                Some(refresh_expires),
+                Some(self.refresh_expires),
             )?,
-            refresh_expires_at_ms: refresh_expires,
+            refresh_expires_at_ms: self.refresh_expires,
             user_id,
             password_needs_reset: needs_reset,
         })

@@ -41,21 +41,29 @@ impl VerifyCache {
     /// Evicts entries as revocations arrive.
     pub(crate) fn follow(&self, bus: &RevocationBus) {
         let mut events = bus.subscribe();
-        let rows = self.rows.clone();
+        let cache = self.clone();
         tokio::spawn(async move {
             loop {
                 match events.recv().await {
-                    Ok(Revocation::AccessToken(id)) => rows.invalidate(&(TokenKind::Access, id)),
-                    Ok(Revocation::ApiKey(id)) => rows.invalidate(&(TokenKind::ApiKey, id)),
-                    Ok(Revocation::User(user_id)) => {
-                        // Only fails when closures are not supported, which they are.
-                        let _ = rows.invalidate_entries_if(move |_, e| e.principal.user_id == user_id);
-                    }
-                    Ok(Revocation::Flush) | Err(RecvError::Lagged(_)) => rows.invalidate_all(),
+                    Ok(revocation) => cache.evict(revocation),
+                    Err(RecvError::Lagged(_)) => cache.evict(Revocation::Flush),
                     Err(RecvError::Closed) => return,
                 }
             }
         });
+    }
+
+    /// Forgets what `revocation` names.
+    pub(crate) fn evict(&self, revocation: Revocation) {
+        match revocation {
+            Revocation::AccessToken(id) => self.rows.invalidate(&(TokenKind::Access, id)),
+            Revocation::ApiKey(id) => self.rows.invalidate(&(TokenKind::ApiKey, id)),
+            Revocation::User(user_id) => {
+                // Only fails when closures are not supported, which they are.
+                let _ = self.rows.invalidate_entries_if(move |_, e| e.principal.user_id == user_id);
+            }
+            Revocation::Flush => self.rows.invalidate_all(),
+        }
     }
 }
 
@@ -84,9 +92,13 @@ impl Identity {
         }
         let epoch = self.revocations.epoch();
         let entry = self.load(&token).await?;
-        // Only cache what no revocation could have overtaken while we read it.
+        // Only cache what no revocation could have overtaken while we read it, and check again
+        // after inserting: a revocation between the check and the insert must not be undone.
         if self.revocations.is_reliable() && self.revocations.epoch() == epoch {
             self.cache.rows.insert(key, entry.clone());
+            if self.revocations.epoch() != epoch {
+                self.cache.rows.invalidate(&key);
+            }
         }
         let principal = check_expiry(entry.principal, now)?;
         if principal.kind != CredentialKind::AccessToken {

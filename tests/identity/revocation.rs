@@ -182,3 +182,19 @@ async fn verifier_without_its_stream_keeps_answers_at_most_a_second() {
     assert!(!verifier.is_following_revocations());
     assert_eq!(verifier.verify_bearer(&key).await.unwrap_err(), AuthError::Unavailable);
 }
+
+/// identity-svc's own cache forgets a revoked credential before the revoking call returns: an
+/// answer right after `DeleteSystemApiKey` (with no chance for a background task to run, on
+/// this single-threaded runtime) must already be "Invalid token".
+#[tokio::test]
+async fn identity_forgets_a_revoked_key_before_the_call_returns() {
+    let fx = IdentityFixture::start().await;
+    let key = fx.system_key("short-lived").await;
+    let identity = &fx.identity;
+    identity.verify_credential(&key).await.unwrap();
+    let admin = identity.verify_credential(ADMIN_SECRET).await.unwrap();
+    let keys = identity.list_system_api_keys(&admin).await.unwrap();
+    identity.delete_system_api_key(&admin, keys[0].id).await.unwrap();
+    let refused = identity.verify_credential(&key).await.unwrap_err();
+    assert_eq!(refused.to_string(), "Invalid token");
+}

@@ -219,3 +219,26 @@ async fn authenticated_answers_are_never_cached() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_member_learns_nothing_about_keys_that_are_not_theirs() {
+    let fx = IdentityFixture::start().await;
+    let (_, member) = fx.user_with_role("curious", pb::Role::Member).await;
+    let (_, other) = fx.user_with_role("other", pb::Role::Member).await;
+    fx.system_key("system").await;
+    let theirs = pb::CreateApiKeyRequest { name: "theirs".into(), ..Default::default() };
+    let theirs = fx.keys().create_user_api_key(bearer(theirs, &other)).await.unwrap().into_inner();
+    let system_id = fx
+        .keys()
+        .list_system_api_keys(bearer(pb::ListSystemApiKeysRequest {}, ADMIN_SECRET))
+        .await
+        .unwrap()
+        .into_inner()
+        .api_keys[0]
+        .id;
+    for id in [system_id, theirs.api_key.unwrap().id, 999_999] {
+        let status =
+            fx.keys().delete_user_api_key(bearer(pb::DeleteApiKeyRequest { id }, &member)).await.unwrap_err();
+        assert_eq!((status.code(), status.message()), (Code::NotFound, "API key not found"), "key {id}");
+    }
+}

@@ -152,3 +152,32 @@ async fn the_current_password_cannot_be_guessed_through_a_session() {
         assert!(result.is_ok(), "{result:?}");
     }
 }
+
+/// An IPv6 client owns a whole /64: counting per /128 let one attacker be "many addresses"
+/// (a fresh address per guess escaped both the lock and the rate limit).
+#[tokio::test]
+async fn an_ipv6_client_is_one_address_per_64() {
+    let fx = IdentityFixture::start_with(|env| env.with("PHOENIX_DISABLE_RATE_LIMIT", "false")).await;
+    fx.user_with_role("target", pb::Role::Member).await;
+    for i in 1..=5 {
+        let got = attempt(&fx, &format!("2001:db8:1:2::{i:x}"), "guess").await;
+        assert_eq!(got, (Code::Unauthenticated, "Invalid email and/or password".into()), "guess {i}");
+    }
+    let got = attempt(&fx, "2001:db8:1:2:ffff:ffff:ffff:ffff", PASSWORD).await;
+    assert_eq!(got, (Code::ResourceExhausted, LOCKED.into()), "the same /64 is locked");
+    assert_eq!(attempt(&fx, "2001:db8:1:3::1", PASSWORD).await.0, Code::Ok, "another /64 is not");
+    // The per-address bucket (12) is shared by the /64 too: 6 more from fresh /128s, then refused.
+    for i in 0..5 {
+        let got = attempt(&fx, &format!("2001:db8:1:3::{:x}", 0x100 + i), PASSWORD).await;
+        assert_eq!(got.0, Code::Ok, "request {i}");
+    }
+    let mut refused = None;
+    for i in 0..8 {
+        let got = attempt(&fx, &format!("2001:db8:1:3::{:x}", 0x200 + i), PASSWORD).await;
+        if got.0 == Code::ResourceExhausted {
+            refused = Some(got.1);
+            break;
+        }
+    }
+    assert_eq!(refused.as_deref(), Some("Too Many Requests"), "the /64 shares one bucket");
+}

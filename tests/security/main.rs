@@ -14,6 +14,7 @@ mod abuse;
 mod accounts;
 mod auth_off;
 mod bad_keys;
+mod basic_auth_off;
 mod connections;
 mod enumeration;
 mod faults;

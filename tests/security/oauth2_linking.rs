@@ -66,3 +66,60 @@ async fn an_unverified_or_second_identity_never_opens_a_pre_created_account() {
     let again = sign_in(&fixture, &op, "test", "boss", "boss-password").await;
     assert_eq!(whoami(&fixture, &session_cookies(&again)).await["id"], boss_id);
 }
+
+/// `email_verified` speaks of the `email` claim. With `EMAIL_ATTRIBUTE_PATH=preferred_username`
+/// (a name users often choose themselves at their provider) a verified `email` of one's own
+/// used to vouch for a `preferred_username` of `boss@example.com` and open the boss's account.
+#[tokio::test]
+async fn a_verified_email_vouches_only_for_itself() {
+    let accounts = r#"{"mallory": {"password": "mallory-password", "claims": {"email": "mallory@evil.test",
+        "email_verified": true, "preferred_username": "boss@example.com", "name": "Mallory"}}}"#;
+    let op = OidcProvider::start_with(&[("OIDC_ACCOUNTS", accounts), ("OIDC_ID_TOKEN_CLAIMS", "true")]).await;
+    let fixture =
+        gateway_for(&op, &[Idp::new("kc", &[("EMAIL_ATTRIBUTE_PATH", "preferred_username")])], &[], &[])
+            .await;
+    let created = GatewayFixture::client()
+        .post(fixture.url("/v1/users"))
+        .header("authorization", format!("Bearer {ADMIN_SECRET}"))
+        .json(&json!({"user": {"email": "boss@example.com", "username": "boss", "role": "ADMIN",
+            "auth_method": "OAUTH2"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    refused(&fixture, &op, "kc", "mallory", "email_in_use").await;
+}
+
+/// Phoenix's role rules: without a role mapping new users are VIEWERs; with one, a user whose
+/// claim maps to nothing (and `ROLE_ATTRIBUTE_STRICT` off) is a VIEWER, and with
+/// `ROLE_RESYNC` (the default) an existing ADMIN whose provider role was taken away is demoted
+/// at the next sign-in. They used to become MEMBER and to keep ADMIN.
+#[tokio::test]
+async fn an_unmapped_role_is_viewer_and_demotes() {
+    let accounts = r#"{
+      "carol": {"password": "carol-password", "claims": {"email": "carol@example.com", "email_verified": true, "name": "Carol"}},
+      "dave": {"password": "dave-password", "claims": {"email": "dave@example.com", "email_verified": true, "name": "Dave"}}
+    }"#;
+    let op = OidcProvider::start_with(&[("OIDC_ACCOUNTS", accounts)]).await;
+    let mapped = [("ROLE_ATTRIBUTE_PATH", "roles[0]"), ("ROLE_MAPPING", "Phoenix.Admin:ADMIN")];
+    let idps = [Idp::new("ent", &mapped), Idp::new("plain", &[])];
+    let fixture = gateway_for(&op, &idps, &[], &[]).await;
+    let created = GatewayFixture::client()
+        .post(fixture.url("/v1/users"))
+        .header("authorization", format!("Bearer {ADMIN_SECRET}"))
+        .json(&json!({"user": {"email": "carol@example.com", "username": "carol", "role": "ADMIN",
+            "auth_method": "OAUTH2", "oauth2_client_id": "ent-client", "oauth2_user_id": "carol"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let role_of = |response: ashgate_testkit::gateway::deps::reqwest::Response| {
+        let fixture = &fixture;
+        async move {
+            assert_eq!(response.status(), 302, "{:?}", login_error(&response));
+            whoami(fixture, &session_cookies(&response)).await["role"].as_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(role_of(sign_in(&fixture, &op, "ent", "carol", "carol-password").await).await, "VIEWER");
+    assert_eq!(role_of(sign_in(&fixture, &op, "plain", "dave", "dave-password").await).await, "VIEWER");
+}

@@ -70,8 +70,6 @@ pub fn in_allowed_group(rule: &GroupRule, claims: &Value) -> bool {
 pub enum RoleDecision {
     /// This role (new users get it; existing users too when `ROLE_RESYNC`).
     Mapped(Role),
-    /// Nothing mappable: the default role for new users, existing users keep theirs.
-    Default,
     /// Nothing mappable and `ROLE_ATTRIBUTE_STRICT`: the sign-in is refused.
     Refused,
 }
@@ -94,7 +92,8 @@ pub fn decide_role(rule: &RoleRule, claims: &Value) -> RoleDecision {
     match mapped {
         Some(role) => RoleDecision::Mapped(role),
         None if rule.strict => RoleDecision::Refused,
-        None => RoleDecision::Default,
+        // Phoenix: nothing mappable, not strict, is VIEWER (and demotes with ROLE_RESYNC).
+        None => RoleDecision::Mapped(Role::Viewer),
     }
 }
 
@@ -133,7 +132,8 @@ mod tests {
             resync: true,
         };
         assert_eq!(decide_role(&rule, &json!({"role": "owner"})), RoleDecision::Mapped(Role::Admin));
-        assert_eq!(decide_role(&rule, &json!({"role": "ADMIN"})), RoleDecision::Default);
+        assert_eq!(decide_role(&rule, &json!({"role": "ADMIN"})), RoleDecision::Mapped(Role::Viewer));
+        assert_eq!(decide_role(&rule, &json!({})), RoleDecision::Mapped(Role::Viewer));
         rule.strict = true;
         assert_eq!(decide_role(&rule, &json!({"role": "other"})), RoleDecision::Refused);
         rule.mapping.clear();

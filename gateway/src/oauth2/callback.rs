@@ -220,10 +220,12 @@ async fn fetch_userinfo(state: &AppState, endpoint: &str, access_token: &str) ->
     }
 }
 
-/// Adds UserInfo claims the ID token lacks (the ID token wins); a different `sub` is refused.
+/// Adds UserInfo claims the ID token lacks (the ID token wins); a missing or different `sub`
+/// is refused.
 fn merge_userinfo(claims: &mut Value, userinfo: Option<Value>) -> Result<(), SignInError> {
     let (Some(Value::Object(info)), Some(target)) = (userinfo, claims.as_object_mut()) else { return Ok(()) };
-    if info.get("sub").is_some_and(|sub| Some(sub) != target.get("sub")) {
+    // OIDC Core §5.3.2: UserInfo must name the subject, and the ID token's.
+    if info.get("sub") != target.get("sub") {
         tracing::warn!("UserInfo names another subject than the ID token");
         return Err(SignInError::AuthFailed);
     }
@@ -246,7 +248,9 @@ fn resolve(
     let email =
         config.email_path.text(claims).filter(|e| e.contains('@')).ok_or(SignInError::MissingEmailScope)?;
     // Beyond Phoenix: an email the provider says it has not verified is anyone's to claim.
-    // (Some providers, AWS Cognito among them, send the flag as a string.)
+    // (Some providers, AWS Cognito among them, send the flag as a string.) The flag speaks of
+    // the `email` claim only: an email read elsewhere (EMAIL_ATTRIBUTE_PATH) is verified only
+    // if it is that very address.
     let email_verified = match claims.get("email_verified") {
         Some(Value::Bool(verified)) => Some(*verified),
         Some(Value::String(text)) if text.eq_ignore_ascii_case("true") => Some(true),
@@ -256,6 +260,7 @@ fn resolve(
     if email_verified == Some(false) {
         return Err(SignInError::EmailNotVerified);
     }
+    let email_verified = email_verified == Some(true) && same_as_email_claim(claims, &email);
     if let Some(rule) = &config.groups
         && !in_allowed_group(rule, claims)
     {
@@ -266,7 +271,6 @@ fn resolve(
         None => (pb::Role::Unspecified, false),
         Some(rule) => match decide_role(rule, claims) {
             RoleDecision::Mapped(role) => (role, rule.resync),
-            RoleDecision::Default => (pb::Role::Unspecified, false),
             RoleDecision::Refused => {
                 tracing::info!("no mappable role and ROLE_ATTRIBUTE_STRICT is set");
                 return Err(SignInError::AuthFailed);
@@ -287,8 +291,16 @@ fn resolve(
         allow_sign_up: config.allow_sign_up,
         role: role.into(),
         resync_role,
-        email_verified: email_verified == Some(true),
+        email_verified,
     })
+}
+
+/// Whether `email` is the `email` claim itself (trimmed, any case).
+fn same_as_email_claim(claims: &Value, email: &str) -> bool {
+    claims
+        .get("email")
+        .and_then(Value::as_str)
+        .is_some_and(|claim| claim.trim().eq_ignore_ascii_case(email.trim()))
 }
 
 /// A token-endpoint failure described without the response body (it may hold tokens).

@@ -20,6 +20,8 @@ use crate::state::AppState;
 use crate::timestamp::now_millis;
 use crate::upstream::CallContext;
 
+/// Why a password sign-in is refused with `PHOENIX_DISABLE_BASIC_AUTH`.
+const PASSWORD_SIGN_IN_DISABLED: &str = "Password sign-in is disabled";
 /// Phoenix's text when either sign-in field is missing.
 const CREDENTIALS_REQUIRED: &str = "Email and password required";
 
@@ -54,6 +56,10 @@ pub async fn sign_in(
     password: &str,
     client: ClientAddr,
 ) -> ApiResult<pb::TokenPair> {
+    // Here, not only in the route: the sign-in page's form comes through too.
+    if state.config.basic_auth_disabled {
+        return Err(ApiError::Forbidden(PASSWORD_SIGN_IN_DISABLED.into()));
+    }
     let context = CallContext { bearer: None, client_addr: client.0 };
     let request = pb::LoginRequest { email: email.to_owned(), password: password.to_owned() };
     let result = state.identity.auth().login(state.identity.request(request, &context)).await;
@@ -69,7 +75,7 @@ pub async fn login(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Response> {
     if state.config.basic_auth_disabled {
-        return Err(ApiError::Forbidden("Password sign-in is disabled".into()));
+        return Err(ApiError::Forbidden(PASSWORD_SIGN_IN_DISABLED.into()));
     }
     let (Some(email), Some(password)) =
         (text_field(&body, "email"), body.get("password").and_then(Value::as_str))

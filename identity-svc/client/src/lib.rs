@@ -5,6 +5,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 #![warn(missing_docs)]
 
+pub mod address;
 pub mod bearer;
 pub mod env;
 mod error;

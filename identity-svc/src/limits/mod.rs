@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use ashgate_identity_client::address::client_key;
 use sha2::{Digest, Sha256};
 
 use crate::config::LoginProtection;
@@ -177,7 +178,7 @@ impl Limits {
         };
         let subject = self.hashed(guard, subject);
         let addr = match (guard, addr) {
-            (Guard::SignIn, Some(addr)) => addr.to_canonical().to_string(),
+            (Guard::SignIn, Some(addr)) => client_key(addr),
             (Guard::SignIn, None) => "unknown".to_owned(),
             // Per user, from anywhere: a stolen session is not tied to one address.
             (Guard::CurrentPassword, _) => "any".to_owned(),
@@ -226,7 +227,7 @@ impl Limits {
     /// Takes one token from `bucket` for `addr`; TooMany when empty.
     pub async fn check_rate(&self, bucket: Bucket, addr: Option<IpAddr>) -> Result<()> {
         let Some(addr) = addr.filter(|_| self.rate_limit_enabled) else { return Ok(()) };
-        let key = format!("{}:rl:{}:{}", self.namespace, bucket.name, addr.to_canonical());
+        let key = format!("{}:rl:{}:{}", self.namespace, bucket.name, client_key(addr));
         let interval = Duration::from_secs_f64(1.0 / bucket.per_second);
         let allowed = match self.redis_take(&key, bucket, interval).await {
             Some(allowed) => allowed,

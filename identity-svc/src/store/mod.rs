@@ -14,7 +14,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 pub use api_keys::ApiKeyRow;
-pub use sessions::{AccessRow, RefreshRow, ResetRow};
+pub use sessions::{AccessRow, RefreshRow, Renewal, ResetRow};
 
 use crate::error::{Error, Result};
 

@@ -59,38 +59,9 @@ impl Store {
         now_ms: i64,
     ) -> Result<(i64, i64)> {
         let mut tx = self.pool.begin().await?;
-        let refresh_id: i64 = sqlx::query(
-            "INSERT INTO refresh_tokens (user_id, family_id, nonce_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(user_id)
-        .bind(family_id.unwrap_or(0))
-        .bind(refresh.0)
-        .bind(now_ms)
-        .bind(refresh.1)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("id")?;
-        if family_id.is_none() {
-            sqlx::query("UPDATE refresh_tokens SET family_id = id WHERE id = $1")
-                .bind(refresh_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let access_id: i64 = sqlx::query(
-            "INSERT INTO access_tokens (user_id, refresh_token_id, nonce_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(user_id)
-        .bind(refresh_id)
-        .bind(access.0)
-        .bind(now_ms)
-        .bind(access.1)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("id")?;
+        let ids = insert_pair(&mut tx, user_id, family_id, refresh, access, now_ms).await?;
         tx.commit().await?;
-        Ok((refresh_id, access_id))
+        Ok(ids)
     }
 
     /// A refresh token row.
@@ -113,26 +84,51 @@ impl Store {
         .transpose()
     }
 
-    /// Marks a refresh token exchanged and deletes its access tokens; false when someone else
-    /// rotated it first (so two concurrent refreshes cannot both win). Returns the revoked
-    /// access token ids.
-    pub async fn rotate_refresh(&self, id: i64, now_ms: i64) -> Result<Option<Vec<i64>>> {
+    /// Exchanges refresh token `refresh_id` of `user_id` for a new pair in `family_id`, in one
+    /// transaction that first locks the user's row, as every sign-out, password and role change
+    /// does: a renewal and a sign-out never interleave, so no pair outlives the sign-out. A
+    /// token spent less than `grace_ms` ago still renews (two tabs at once); spent earlier, the
+    /// answer is [`Renewal::Spent`] and nothing changes.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn renew_session(
+        &self,
+        user_id: i64,
+        refresh_id: i64,
+        family_id: i64,
+        grace_ms: i64,
+        refresh: (&[u8], i64),
+        access: (&[u8], i64),
+        now_ms: i64,
+    ) -> Result<Renewal> {
         let mut tx = self.pool.begin().await?;
-        let done =
-            sqlx::query("UPDATE refresh_tokens SET rotated_at = $1 WHERE id = $2 AND rotated_at IS NULL")
-                .bind(now_ms)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        if done.rows_affected() == 0 {
-            return Ok(None);
+        if !lock_user(&mut tx, user_id).await? {
+            return Ok(Renewal::Gone);
         }
-        let rows = sqlx::query("DELETE FROM access_tokens WHERE refresh_token_id = $1 RETURNING id")
-            .bind(id)
-            .fetch_all(&mut *tx)
+        let row = sqlx::query("SELECT rotated_at FROM refresh_tokens WHERE id = $1")
+            .bind(refresh_id)
+            .fetch_optional(&mut *tx)
             .await?;
+        let Some(row) = row else { return Ok(Renewal::Gone) };
+        let replaced = match row.try_get::<Option<i64>, _>("rotated_at")? {
+            Some(at) if now_ms.saturating_sub(at) < grace_ms => Vec::new(),
+            Some(at) => return Ok(Renewal::Spent(at)),
+            None => {
+                sqlx::query("UPDATE refresh_tokens SET rotated_at = $1 WHERE id = $2")
+                    .bind(now_ms)
+                    .bind(refresh_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let rows = sqlx::query("DELETE FROM access_tokens WHERE refresh_token_id = $1 RETURNING id")
+                    .bind(refresh_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                ids(&rows)?
+            }
+        };
+        let (refresh_id, access_id) =
+            insert_pair(&mut tx, user_id, Some(family_id), refresh, access, now_ms).await?;
         tx.commit().await?;
-        Ok(Some(ids(&rows)?))
+        Ok(Renewal::Issued { refresh_id, access_id, replaced })
     }
 
     /// Deletes a whole session family (refresh-token reuse); returns the revoked access ids.
@@ -152,12 +148,14 @@ impl Store {
         ids(&rows)
     }
 
-    /// Ends every session of a user (logout everywhere).
+    /// Ends every session of a user (logout everywhere), after locking the user's row so that
+    /// a renewal in flight either finished before (and its pair is deleted here) or starts after
+    /// (and finds its token gone).
     pub async fn delete_sessions_of(&self, user_id: i64) -> Result<()> {
-        sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
+        let mut tx = self.pool.begin().await?;
+        lock_user(&mut tx, user_id).await?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -249,6 +247,76 @@ impl Store {
         }
         Ok(removed)
     }
+}
+
+/// What [`Store::renew_session`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Renewal {
+    /// A new pair of the family, and the access tokens of the spent one it replaced.
+    Issued {
+        /// The new refresh token's row.
+        refresh_id: i64,
+        /// The new access token's row.
+        access_id: i64,
+        /// Access tokens revoked with the spent refresh token.
+        replaced: Vec<i64>,
+    },
+    /// The token was spent at this time (Unix ms), before the grace window: a replay.
+    Spent(i64),
+    /// The token or its user is gone (signed out, deleted).
+    Gone,
+}
+
+/// Locks `user_id`'s row for the rest of the transaction with a write that changes nothing
+/// (a row lock on PostgreSQL, the database's write lock on SQLite); false when it is gone.
+async fn lock_user(tx: &mut sqlx::Transaction<'_, sqlx::Any>, user_id: i64) -> Result<bool> {
+    let done = sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Inserts a refresh row (continuing `family_id` or starting a family) and its access row.
+async fn insert_pair(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: i64,
+    family_id: Option<i64>,
+    refresh: (&[u8], i64),
+    access: (&[u8], i64),
+    now_ms: i64,
+) -> Result<(i64, i64)> {
+    let refresh_id: i64 = sqlx::query(
+        "INSERT INTO refresh_tokens (user_id, family_id, nonce_hash, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(user_id)
+    .bind(family_id.unwrap_or(0))
+    .bind(refresh.0)
+    .bind(now_ms)
+    .bind(refresh.1)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("id")?;
+    if family_id.is_none() {
+        sqlx::query("UPDATE refresh_tokens SET family_id = id WHERE id = $1")
+            .bind(refresh_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let access_id: i64 = sqlx::query(
+        "INSERT INTO access_tokens (user_id, refresh_token_id, nonce_hash, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(user_id)
+    .bind(refresh_id)
+    .bind(access.0)
+    .bind(now_ms)
+    .bind(access.1)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("id")?;
+    Ok((refresh_id, access_id))
 }
 
 fn ids(rows: &[sqlx::any::AnyRow]) -> Result<Vec<i64>> {

@@ -62,7 +62,7 @@ async fn sign_in_signs_up_a_member_and_sets_phoenix_cookies() {
     let me = whoami(&fixture, &session_cookies(&response)).await;
     assert_eq!(me["email"], "alice@example.com");
     assert_eq!(me["username"], "Alice Liddell");
-    assert_eq!(me["role"], "MEMBER", "new OAuth2 users are members");
+    assert_eq!(me["role"], "VIEWER", "new OAuth2 users are viewers (Phoenix)");
     assert_eq!(me["auth_method"], "OAUTH2");
     assert_eq!(me["oauth2_client_id"], "test-client");
     assert_eq!(me["oauth2_user_id"], "alice");

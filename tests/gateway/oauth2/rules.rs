@@ -91,7 +91,7 @@ async fn allowed_groups_and_role_mapping() {
     let fixture = gateway_for(&op, &idps, &[], &[]).await;
 
     // Groups: one listed group is enough; none is a refusal.
-    assert_eq!(signed_in_user(&fixture, &op, "grp", "eng").await["role"], "MEMBER");
+    assert_eq!(signed_in_user(&fixture, &op, "grp", "eng").await["role"], "VIEWER");
     let response = sign_in(&fixture, &op, "grp", "sales", "sales-password").await;
     assert_eq!(login_error(&response).as_deref(), Some("auth_failed"));
     // Strict: an unmapped role is a refusal.
@@ -100,7 +100,7 @@ async fn allowed_groups_and_role_mapping() {
     // Mapped and unmapped (not strict) roles.
     let owner = signed_in_user(&fixture, &op, "roles", "owner").await;
     assert_eq!(owner["role"], "ADMIN");
-    assert_eq!(signed_in_user(&fixture, &op, "roles", "nobody").await["role"], "MEMBER");
+    assert_eq!(signed_in_user(&fixture, &op, "roles", "nobody").await["role"], "VIEWER");
     // A nested path whose value is a list: its first element is mapped.
     assert_eq!(signed_in_user(&fixture, &op, "deep", "deep").await["role"], "VIEWER");
 
