@@ -217,3 +217,52 @@ async fn disabling_basic_auth_hides_only_the_local_form() {
         .unwrap();
     assert_eq!(local.status(), 403);
 }
+
+#[tokio::test]
+async fn a_cross_site_ldap_sign_in_is_refused() {
+    let slapd = Slapd::start().await;
+    let fixture = gateway(&slapd, &[], &[]).await;
+    let client = GatewayFixture::client();
+    let credentials = r#"{"username": "alice", "password": "alice-password"}"#;
+    // Login CSRF: another site signing the victim's browser into someone else's account.
+    for content_type in [None, Some("application/json"), Some("text/plain")] {
+        let mut request = client
+            .post(fixture.url("/auth/ldap/login"))
+            .header("origin", "http://evil.example")
+            .body(credentials);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert!(response.headers().get("set-cookie").is_none(), "{content_type:?}");
+        assert_eq!(status_text(response).await, (401, "untrusted origin".into()), "{content_type:?}");
+    }
+    // A form post must say where it comes from.
+    let form = client
+        .post(fixture.url("/login/ldap"))
+        .form(&[("username", "alice"), ("password", "alice-password")])
+        .send()
+        .await
+        .unwrap();
+    assert!(form.headers().get("set-cookie").is_none());
+    assert_eq!(form.status(), 401);
+    // A JSON body must say it is JSON, even from this site.
+    let text = client
+        .post(fixture.url("/auth/ldap/login"))
+        .header("origin", fixture.origin())
+        .header("content-type", "text/plain")
+        .body(credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text.status(), 415);
+    let same_site = client
+        .post(fixture.url("/auth/ldap/login"))
+        .header("origin", fixture.origin())
+        .header("content-type", "application/json")
+        .body(credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same_site.status(), 204);
+}
