@@ -8,7 +8,6 @@ use super::config::LdapConfig;
 use super::directory::DirectoryUser;
 use crate::error::{Error, Result};
 use crate::identity::{Identity, now_ms};
-use crate::token::random_token;
 use crate::user::{USERNAME_TOO_SIMILAR, User, is_hidden};
 
 /// Usernames are at most 64 characters (`user.rs`); a collision suffix " (abc123)" takes 9.
@@ -119,8 +118,8 @@ impl Identity {
                 .await;
             match inserted {
                 Err(Error::Conflict("Username already exists" | USERNAME_TOO_SIMILAR)) => {
-                    let suffix: String =
-                        random_token(6).chars().filter(char::is_ascii_alphanumeric).take(6).collect();
+                    // Phoenix: `"{display name} ({token_hex(3)})"`.
+                    let suffix = format!("{:06x}", rand::random::<u32>() & 0x00ff_ffff);
                     let stem: String = base.chars().take(USERNAME_CHARS - SUFFIX_CHARS).collect();
                     username = format!("{} ({suffix})", stem.trim_end());
                 }
