@@ -186,3 +186,75 @@ async fn without_ldap_the_rpc_says_so() {
     let got = attempt(&fx, "alice", "alice-password").await;
     assert_eq!(got, (Code::Unavailable, "LDAP authentication is not configured on this server".into()));
 }
+
+/// `ashgate serve` with `env` (nothing else from this process): its exit code and stderr's last line.
+fn serve_with(env: &[(&str, &str)]) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ashgate"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", "/nonexistent")
+        .env("PHOENIX_WORKING_DIR", dir.path())
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A configuration error stops it at once; one that does not would serve until killed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("ashgate started despite {env:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code().unwrap_or(-1), stderr.lines().last().unwrap_or_default().to_owned())
+}
+
+#[test]
+fn bad_ldap_settings_stop_ashgate_with_one_line_naming_the_variable() {
+    let auth = [("PHOENIX_ENABLE_AUTH", "true"), ("PHOENIX_SECRET", ashgate_testkit::identity::SECRET)];
+    let ldap = [
+        ("PHOENIX_LDAP_HOST", "ldap.example.com"),
+        ("PHOENIX_LDAP_USER_SEARCH_BASE_DNS", r#"["ou=people,dc=example,dc=com"]"#),
+        ("PHOENIX_LDAP_GROUP_ROLE_MAPPINGS", r#"[{"group_dn": "*", "role": "MEMBER"}]"#),
+    ];
+    let cases: [(Vec<(&str, &str)>, &str); 4] = [
+        (
+            [&auth[..], &[("PHOENIX_DISABLE_BASIC_AUTH", "true")]].concat(),
+            "ashgate: PHOENIX_DISABLE_BASIC_AUTH: is set, but no alternative authentication method is configured: configure OAuth2 (PHOENIX_OAUTH2_<IDP>_CLIENT_ID) or LDAP (PHOENIX_LDAP_HOST)",
+        ),
+        (
+            [
+                &auth[..],
+                &ldap[..],
+                &[("PHOENIX_LDAP_GROUP_ROLE_MAPPINGS", r#"[{"group_dn": "*", "role": "OWNER"}]"#)],
+            ]
+            .concat(),
+            "ashgate: PHOENIX_LDAP_GROUP_ROLE_MAPPINGS: [0].role must be ADMIN, MEMBER or VIEWER (any case)",
+        ),
+        (
+            [&auth[..], &ldap[..], &[("PHOENIX_LDAP_USER_SEARCH_FILTER", "(uid=alice)")]].concat(),
+            "ashgate: PHOENIX_LDAP_USER_SEARCH_FILTER: must contain the '%s' placeholder (got \"(uid=alice)\")",
+        ),
+        (
+            [&auth[..], &ldap[..], &[("PHOENIX_LDAP_TLS_CA_CERT_FILE", "/nonexistent/ca.pem")]].concat(),
+            "ashgate: PHOENIX_LDAP_TLS_CA_CERT_FILE: cannot read /nonexistent/ca.pem: No such file or directory (os error 2)",
+        ),
+    ];
+    for (env, expected) in cases {
+        // Later pairs override earlier ones, as in the process environment.
+        let mut merged: Vec<(&str, &str)> = Vec::new();
+        for (key, value) in env {
+            merged.retain(|(k, _)| *k != key);
+            merged.push((key, value));
+        }
+        let (code, line) = serve_with(&merged);
+        assert_eq!((code, line.as_str()), (1, expected));
+    }
+}
