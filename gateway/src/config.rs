@@ -64,6 +64,10 @@ pub struct GatewayConfig {
     pub connection_limits: crate::serve::ConnectionLimits,
     /// `ASHGATE_HTTP_BODY_TIMEOUT_SECONDS` (30): longest a request body may take to arrive.
     pub body_timeout: Duration,
+    /// `ASHGATE_ALLOWED_HOSTS`: host names (besides localhost, loopback addresses, the host of
+    /// `PHOENIX_ROOT_URL` and trusted origins) requests may name in `Host`; setting it turns the
+    /// check on for a gateway bound to a non-loopback address too.
+    pub allowed_hosts: Vec<String>,
     /// `ASHGATE_GATEWAY_MAX_FORWARDS` (32): `POST /v1/traces` exports read and forwarded at
     /// once; each holds its body (at most 4 MiB) in memory.
     pub max_forwards: usize,
@@ -160,6 +164,12 @@ impl GatewayConfig {
                 )?)
                 .unwrap_or(10_000),
             },
+            allowed_hosts: env
+                .string("ASHGATE_ALLOWED_HOSTS")
+                .map(|list| {
+                    list.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect()
+                })
+                .unwrap_or_default(),
             max_forwards: usize::try_from(env.u64_in("ASHGATE_GATEWAY_MAX_FORWARDS", 32, 1, 4096)?)
                 .unwrap_or(32),
             body_timeout: Duration::from_secs(env.u64_in(

@@ -118,6 +118,7 @@ pub fn router(state: AppState) -> Router {
             move |request, next| body::with_body_timeout(timeout, request, next)
         }))
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::enforce))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), security::check_host))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::headers))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &http::Request<_>| {

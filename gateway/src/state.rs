@@ -39,6 +39,8 @@ pub struct Shared {
     pub oauth2_callback_limit: RateLimiter,
     /// `POST /v1/traces` exports read and forwarded at once (`ASHGATE_GATEWAY_MAX_FORWARDS`).
     pub forwards: tokio::sync::Semaphore,
+    /// The `Host` names this gateway answers to (`None`: any); see [`crate::security`].
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 impl AppState {
@@ -61,6 +63,7 @@ impl AppState {
             oauth2_login_limit: RateLimiter::new(0.2, 6.0),
             oauth2_callback_limit: RateLimiter::new(0.5, 15.0),
             forwards: tokio::sync::Semaphore::new(config.max_forwards),
+            allowed_hosts: crate::security::allowed_hosts(&config),
             config,
         })))
     }

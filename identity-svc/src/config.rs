@@ -36,6 +36,9 @@ pub struct IdentityConfig {
     /// a second use gets a fresh pair of the same session (two tabs renewing at once) instead
     /// of being treated as a replay that ends the session.
     pub refresh_reuse_grace: Duration,
+    /// `ASHGATE_PASSWORD_RESET_COOLDOWN_SECONDS` (60): one reset mail per account at most this
+    /// often, so a flood of requests can neither fill the inbox nor void the link just sent.
+    pub password_reset_cooldown: Duration,
     /// `PHOENIX_PASSWORD_RESET_TOKEN_EXPIRY_MINUTES` (15 min).
     pub password_reset_token_ttl: Duration,
     /// `PHOENIX_SQL_DATABASE_URL`, else a SQLite file under `PHOENIX_WORKING_DIR`.
@@ -56,6 +59,9 @@ pub struct IdentityConfig {
     pub rate_limit_enabled: bool,
     /// `ASHGATE_VERIFY_CACHE_SECONDS` (60): the longest any verifier may cache an answer.
     pub max_cache_ttl: Duration,
+    /// `ASHGATE_IDENTITY_MAX_CONNECTIONS` (1024): gRPC connections open at once; more are closed
+    /// as soon as they are accepted.
+    pub max_connections: usize,
     /// Password hashes computed at once (`ASHGATE_PASSWORD_HASH_CONCURRENCY`, default: cores).
     pub password_hash_concurrency: usize,
     /// `ASHGATE_IDENTITY_TLS_*`: serve gRPC over TLS, optionally requiring client certificates.
@@ -165,6 +171,12 @@ impl IdentityConfig {
             access_token_ttl: env.minutes("PHOENIX_ACCESS_TOKEN_EXPIRY_MINUTES", 10.0)?,
             refresh_token_ttl: env.minutes("PHOENIX_REFRESH_TOKEN_EXPIRY_MINUTES", 7.0 * 24.0 * 60.0)?,
             password_reset_token_ttl: env.minutes("PHOENIX_PASSWORD_RESET_TOKEN_EXPIRY_MINUTES", 15.0)?,
+            password_reset_cooldown: Duration::from_secs(env.u64_in(
+                "ASHGATE_PASSWORD_RESET_COOLDOWN_SECONDS",
+                60,
+                0,
+                3_600,
+            )?),
             refresh_reuse_grace: Duration::from_secs(env.u64_in(
                 "ASHGATE_REFRESH_REUSE_GRACE_SECONDS",
                 5,
@@ -188,6 +200,13 @@ impl IdentityConfig {
             },
             rate_limit_enabled: !env.bool("PHOENIX_DISABLE_RATE_LIMIT", false)?,
             max_cache_ttl: Duration::from_secs(env.u64_in("ASHGATE_VERIFY_CACHE_SECONDS", 60, 0, 3_600)?),
+            max_connections: usize::try_from(env.u64_in(
+                "ASHGATE_IDENTITY_MAX_CONNECTIONS",
+                1024,
+                1,
+                1_000_000,
+            )?)
+            .unwrap_or(1024),
             password_hash_concurrency: env
                 .u64_in("ASHGATE_PASSWORD_HASH_CONCURRENCY", cores as u64, 1, 64)?
                 .try_into()

@@ -84,6 +84,9 @@ impl Identity {
         });
         identity.cache.follow(&identity.revocations);
         tokio::spawn(purge_expired_rows(Arc::downgrade(&identity)));
+        if identity.shares_revocations() {
+            tokio::spawn(crate::revocation_log::follow(Arc::downgrade(&identity)));
+        }
         Ok(identity)
     }
 
@@ -152,10 +155,11 @@ impl Identity {
 
     /// Forgets `revocation`'s target in this replica's own cache at once (before the revoking
     /// call returns, so no answer after it comes from the cache), then tells every verifier
-    /// and replica.
+    /// and replica: through Redis, and through the database ([`crate::revocation_log`]).
     pub(crate) fn revoke(&self, revocation: Revocation) {
         self.cache.evict(revocation);
         self.revocations.publish(revocation);
+        self.record_revocation(revocation);
     }
 }
 

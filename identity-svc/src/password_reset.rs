@@ -61,19 +61,29 @@ impl Identity {
         let Some(user) = self.store.user_by_email(email).await?.filter(is_recoverable) else {
             return Ok(());
         };
-        let token = self.issue_reset_token(user.id).await?;
+        let Some(token) = self.issue_reset_token(user.id).await? else {
+            tracing::info!(user_id = user.id, "reset link sent less than a minute ago; not sending another");
+            return Ok(());
+        };
         let link = format!("{base}/reset-password-with-token?token={token}");
         mailer.send_password_reset(&user.email, &link);
         Ok(())
     }
 
-    /// Issues the one live reset token of a user (a new one voids the old).
-    pub(crate) async fn issue_reset_token(&self, user_id: i64) -> Result<String> {
+    /// Issues the one live reset token of a user (a new one voids the old), or `None` when the
+    /// current one is younger than `ASHGATE_PASSWORD_RESET_COOLDOWN_SECONDS`.
+    pub(crate) async fn issue_reset_token(&self, user_id: i64) -> Result<Option<String>> {
         let now = now_ms();
         let expires = after(now, self.config.password_reset_token_ttl);
         let nonce = Nonce::generate();
-        let id = self.store.replace_reset_token(user_id, nonce.hash(), now, expires).await?;
-        self.codec()?.issue(TokenId { kind: TokenKind::PasswordReset, id }, &nonce, now, Some(expires))
+        let cooldown = i64::try_from(self.config.password_reset_cooldown.as_millis()).unwrap_or(i64::MAX);
+        let Some(id) = self.store.replace_reset_token(user_id, nonce.hash(), now, expires, cooldown).await?
+        else {
+            return Ok(None);
+        };
+        self.codec()?
+            .issue(TokenId { kind: TokenKind::PasswordReset, id }, &nonce, now, Some(expires))
+            .map(Some)
     }
 
     /// Sets a new password with a reset token: single use, every session of the user ends.

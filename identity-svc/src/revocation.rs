@@ -30,7 +30,8 @@ pub enum Revocation {
 }
 
 impl Revocation {
-    fn encode(self) -> String {
+    /// The wire form (`a:<id>`, `k:<id>`, `u:<id>`, `f:0`), as Redis and the table carry it.
+    pub fn encode(self) -> String {
         match self {
             Revocation::AccessToken(id) => format!("a:{id}"),
             Revocation::ApiKey(id) => format!("k:{id}"),
@@ -39,7 +40,8 @@ impl Revocation {
         }
     }
 
-    fn decode(text: &str) -> Option<Self> {
+    /// Parses the wire form.
+    pub fn decode(text: &str) -> Option<Self> {
         let (tag, id) = text.split_once(':')?;
         let id: i64 = id.parse().ok()?;
         match tag {
@@ -120,6 +122,12 @@ impl RevocationBus {
             let message = format!("{}|{}", self.inner.replica, revocation.encode());
             tokio::spawn(publish_to_redis(redis.clone(), self.inner.channel.clone(), message));
         }
+    }
+
+    /// Delivers a revocation read from the database's record here only (the replica that made
+    /// it published it to Redis already, if it could).
+    pub fn deliver_recorded(&self, revocation: Revocation) {
+        self.deliver(revocation);
     }
 
     /// A new subscriber; it sees every revocation delivered from now on.

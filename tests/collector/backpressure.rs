@@ -217,7 +217,7 @@ async fn unfinished_bodies_are_cut_off_and_free_their_decode_slot() {
     // HTTP: 40 of 100 announced bytes, then nothing.
     let mut stream = tokio::net::TcpStream::connect(collector.http_addr).await.unwrap();
     stream
-        .write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100\r\n\r\n")
+        .write_all(b"POST /v1/traces HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100\r\n\r\n")
         .await
         .unwrap();
     stream.write_all(&[0u8; 40]).await.unwrap();

@@ -6,6 +6,9 @@
 //! streams and refuses new ones until its subscription is back, so verifiers follow a healthy
 //! replica (or count their stream as down) and the one-second promise holds.
 //!
+//! A revocation made *on* the replica cut off from Redis reaches the others through the
+//! database's record of revocations (it used to reach nobody until their caches expired).
+//!
 //! In process: two identity replicas on one database and the machine's Redis (the second
 //! through a fault proxy), and verifiers as collector-svc and the gateway use them.
 
@@ -107,6 +110,30 @@ async fn a_replica_cut_off_from_redis_is_nobodys_source_of_revocations() {
             );
         }
     }
+
+    // A revocation made on the cut-off replica reaches the healthy one (and its verifiers)
+    // through the database: Redis cannot carry it.
+    let key = healthy.system_key("deleted-on-the-cut-replica").await;
+    let verifier = healthy.verifier();
+    for _ in 0..3 {
+        assert!(verifier.verify_bearer(&key).await.is_ok());
+    }
+    let id = healthy
+        .keys()
+        .list_system_api_keys(bearer(pb::ListSystemApiKeysRequest {}, ADMIN_SECRET))
+        .await
+        .unwrap()
+        .into_inner()
+        .api_keys
+        .into_iter()
+        .find(|k| k.name == "deleted-on-the-cut-replica")
+        .unwrap()
+        .id;
+    cut.keys().delete_system_api_key(bearer(pb::DeleteApiKeyRequest { id }, ADMIN_SECRET)).await.unwrap();
+    tokio::time::sleep(BOUND).await;
+    assert_eq!(verifier.verify_bearer(&key).await.err(), Some(AuthError::Invalid), "within {BOUND:?}");
+    let status = healthy.auth().authenticate(bearer(pb::AuthenticateRequest {}, &key)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
 
     // Back on Redis, the replica serves revocations again.
     proxy.set(Mode::Forward);

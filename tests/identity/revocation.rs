@@ -198,3 +198,24 @@ async fn identity_forgets_a_revoked_key_before_the_call_returns() {
     let refused = identity.verify_credential(&key).await.unwrap_err();
     assert_eq!(refused.to_string(), "Invalid token");
 }
+
+/// A revocation stream that goes silent (its replica's host paused or cut off without a FIN)
+/// used to be trusted until HTTP/2 keepalive noticed, about ten seconds, while answers stayed
+/// cached for the whole TTL. identity-svc now beats on every stream twice a second, and a
+/// verifier that hears nothing for a second and a half counts its stream as down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_revocation_stream_is_down_within_two_seconds() {
+    let fx = IdentityFixture::start().await;
+    let proxy = ashgate_testkit::faults::TcpProxy::start(fx.addr).await.unwrap();
+    let verifier = fx.verifier_with(|mut config| {
+        config.identity_urls = vec![format!("http://{}", proxy.addr())];
+        config
+    });
+    following(&verifier).await;
+    proxy.set(ashgate_testkit::faults::Mode::Stall);
+    let started = Instant::now();
+    while verifier.is_following_revocations() {
+        assert!(started.elapsed() < Duration::from_millis(2500), "a silent stream is still trusted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -35,10 +35,10 @@ async fn cr_and_lf_in_headers_never_split_anything() {
     // A bare CR inside a header value, and a header line folded onto the next (obs-fold): the
     // request is malformed and refused before any route sees it.
     for request in [
-        &b"GET /v1/user HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\rInjected: b\r\n\r\n"[..],
-        &b"GET /v1/user HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n"[..],
-        &b"GET /v1/user\r\nInjected: b HTTP/1.1\r\nHost: x\r\n\r\n"[..],
-        &b"GET /v1/user HTTP/1.1\r\nHost: x\r\nX\0: y\r\n\r\n"[..],
+        &b"GET /v1/user HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer a\rInjected: b\r\n\r\n"[..],
+        &b"GET /v1/user HTTP/1.1\r\nHost: localhost\r\nX-Folded: a\r\n b\r\n\r\n"[..],
+        &b"GET /v1/user\r\nInjected: b HTTP/1.1\r\nHost: localhost\r\n\r\n"[..],
+        &b"GET /v1/user HTTP/1.1\r\nHost: localhost\r\nX\0: y\r\n\r\n"[..],
     ] {
         let answer = raw_exchange(addr, request, WAIT).await;
         assert_eq!(status_of(&answer), 400, "{:?} -> {answer:?}", String::from_utf8_lossy(request));
@@ -49,7 +49,7 @@ async fn cr_and_lf_in_headers_never_split_anything() {
         "/login?returnUrl=/%0d%0aSet-Cookie:%20pwned=1",
         "/login?error=%0d%0aSet-Cookie:%20pwned=1",
     ] {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
         let answer = raw_exchange(addr, request.as_bytes(), WAIT).await;
         let head = answer.split("\r\n\r\n").next().unwrap_or("");
         assert!(status_of(&answer) < 500 && status_of(&answer) > 0, "{path}: {answer}");
@@ -70,11 +70,12 @@ async fn oversized_headers_and_bodies_are_refused_with_a_status() {
     let fixture = GatewayFixture::start().await;
     let addr = fixture.addr;
     // One enormous header: hyper refuses it (431) without buffering it all.
-    let huge = format!("GET /v1/user HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(1024 * 1024));
+    let huge =
+        format!("GET /v1/user HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n", "a".repeat(1024 * 1024));
     let answer = raw_exchange(addr, huge.as_bytes(), WAIT).await;
     assert_eq!(status_of(&answer), 431, "{answer:.200}");
     // Too many headers.
-    let mut many = String::from("GET /v1/user HTTP/1.1\r\nHost: x\r\n");
+    let mut many = String::from("GET /v1/user HTTP/1.1\r\nHost: localhost\r\n");
     for i in 0..500 {
         many.push_str(&format!("X-H{i}: v\r\n"));
     }
@@ -112,7 +113,7 @@ async fn oversized_headers_and_bodies_are_refused_with_a_status() {
         .await
         .unwrap();
     assert_eq!(status_text(response).await, (413, "Request body is larger than 4194304 bytes".to_owned()));
-    let declared = b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n{";
+    let declared = b"POST /auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n{";
     let answer = raw_exchange(addr, declared, WAIT).await;
     assert_eq!(status_of(&answer), 413, "{answer}");
     assert_eq!(body_of(&answer), "Request body is larger than 65536 bytes");
@@ -144,7 +145,7 @@ async fn slow_headers_slow_bodies_and_idle_connections_are_cut_off() {
 
     let mut slow = TcpStream::connect(addr).await.unwrap();
     let trickle = async {
-        for byte in b"GET /v1/user HTTP/1.1\r\nHost: x\r\nX-Slow: ".iter().chain([b'a'; 200].iter()) {
+        for byte in b"GET /v1/user HTTP/1.1\r\nHost: localhost\r\nX-Slow: ".iter().chain([b'a'; 200].iter()) {
             if slow.write_all(&[*byte]).await.is_err() {
                 return true;
             }
@@ -159,7 +160,7 @@ async fn slow_headers_slow_bodies_and_idle_connections_are_cut_off() {
     let body = TcpStream::connect(addr).await.unwrap();
     let (mut reader, mut writer) = body.into_split();
     writer
-        .write_all(b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        .write_all(b"POST /auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
         .await
         .unwrap();
     // A byte now and then keeps the connection busy but never finishes the body.
@@ -215,7 +216,7 @@ async fn connections_over_the_cap_are_closed_at_once() {
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let answer = raw_exchange(
         fixture.addr,
-        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
         Duration::from_secs(2),
     )
     .await;
@@ -230,7 +231,7 @@ async fn connections_over_the_cap_are_closed_at_once() {
     let served = crate::support::eventually(Duration::from_secs(5), || async {
         let answer = raw_exchange(
             fixture.addr,
-            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
             WAIT,
         )
         .await;
@@ -272,9 +273,11 @@ async fn collector_http_cuts_off_idle_and_half_sent_connections() {
     let fixture = ashgate_testkit::collector::CollectorFixture::start().await;
     let mut idle = TcpStream::connect(fixture.http_addr).await.unwrap();
     let mut half = TcpStream::connect(fixture.http_addr).await.unwrap();
-    half.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n")
-        .await
-        .unwrap();
+    half.write_all(
+        b"POST /v1/traces HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-protobuf\r\n",
+    )
+    .await
+    .unwrap();
     let deadline = Duration::from_secs(25);
     let (idle_closed, half_closed) =
         tokio::join!(closed_within(&mut idle, deadline), closed_within(&mut half, deadline));
@@ -283,7 +286,7 @@ async fn collector_http_cuts_off_idle_and_half_sent_connections() {
     // It still serves.
     let answer = raw_exchange(
         fixture.http_addr,
-        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
         WAIT,
     )
     .await;

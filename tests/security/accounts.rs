@@ -242,3 +242,33 @@ async fn a_member_learns_nothing_about_keys_that_are_not_theirs() {
         assert_eq!((status.code(), status.message()), (Code::NotFound, "API key not found"), "key {id}");
     }
 }
+
+/// A victim's inbox and reset link are not anyone's to flood: each request used to send a mail
+/// and void the link of the one before, so the link the victim was about to click died. One
+/// mail per account per minute now; the answer is the same either way.
+#[tokio::test]
+async fn reset_mails_to_one_account_are_spaced() {
+    let smtp = SmtpServer::start().await;
+    let fixture = GatewayFixture::start_with_smtp(smtp.env(), &[]).await;
+    fixture.identity.user_with_role("flooded", pb::Role::Member).await;
+    for _ in 0..5 {
+        let response = GatewayFixture::client()
+            .post(fixture.url("/auth/password-reset-email"))
+            .json(&json!({"email": "flooded@example.com"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+    }
+    let link = smtp.wait_for(1).await[0].reset_link().unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(smtp.messages().len(), 1, "one mail");
+    let token = link.split("token=").nth(1).unwrap();
+    let reset = GatewayFixture::client()
+        .post(fixture.url("/auth/password-reset"))
+        .json(&json!({"token": token, "password": "flooded-new-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 204, "the mailed link still works");
+}

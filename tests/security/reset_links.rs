@@ -33,9 +33,18 @@ fn smtp_without_a_root_url_does_not_start() {
 #[tokio::test]
 async fn a_forged_host_and_referer_do_not_move_the_link() {
     let smtp = SmtpServer::start().await;
-    let fixture = GatewayFixture::start_with_smtp(
-        smtp.env(),
-        &[("PHOENIX_ROOT_URL", "https://ashgate.example/phoenix/")],
+    let smtp_env = smtp.env();
+    let fixture = GatewayFixture::start_configured(
+        true,
+        |mut env| {
+            for (k, v) in smtp_env {
+                env = env.with(k, v);
+            }
+            env.with("PHOENIX_ROOT_URL", "https://ashgate.example/phoenix/")
+        },
+        // The gateway lets the forged host through (a proxy in front might), to show that it
+        // does not matter.
+        |env| env.with("PHOENIX_SMTP_HOSTNAME", "127.0.0.1").with("ASHGATE_ALLOWED_HOSTS", "evil.example"),
     )
     .await;
     fixture.identity.user_with_role("victim", pb::Role::Admin).await;

@@ -20,4 +20,4 @@ mod verifier;
 pub use error::{AuthError, ClientError};
 pub use layer::{AuthLayer, AuthService};
 pub use principal::{CredentialKind, Principal, Role};
-pub use verifier::{CacheStats, CredentialVerifier, INTERNAL_TOKEN_METADATA, VerifierConfig};
+pub use verifier::{CacheStats, CredentialVerifier, INTERNAL_TOKEN_METADATA, STREAM_SILENCE, VerifierConfig};

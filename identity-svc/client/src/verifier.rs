@@ -387,6 +387,9 @@ impl Inner {
     }
 }
 
+/// A revocation stream silent this long is dead (identity-svc beats every 500 ms).
+pub const STREAM_SILENCE: Duration = Duration::from_millis(1500);
+
 /// Metadata carrying the internal service credential.
 pub const INTERNAL_TOKEN_METADATA: &str = "x-ashgate-internal-token";
 
@@ -413,7 +416,9 @@ async fn follow_revocations(inner: std::sync::Weak<Inner>) {
                     tracing::info!("following identity-svc revocations");
                 }
                 backoff = Duration::from_millis(50);
-                while let Some(event) = events.next().await {
+                // identity-svc beats twice a second; silence means the stream is dead even when
+                // TCP has not noticed (a paused host, a partition without FIN or reset).
+                while let Ok(Some(event)) = tokio::time::timeout(STREAM_SILENCE, events.next()).await {
                     let Some(strong) = inner.upgrade() else { return };
                     match event {
                         Ok(pb::RevocationEvent { target: Some(target), .. }) => strong.apply(target).await,

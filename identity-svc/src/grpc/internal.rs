@@ -25,6 +25,10 @@ pub struct InternalApi {
     pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
+/// How often a revocation stream with nothing to say says so (verifiers count a stream silent
+/// for [`ashgate_identity_client::STREAM_SILENCE`] as down).
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Why a replica does not serve revocations right now.
 const UNRELIABLE: &str = "this replica may be missing revocations (its Redis subscription is down)";
 
@@ -67,8 +71,15 @@ impl InternalService for InternalApi {
         let stream = futures::stream::unfold(Some((receiver, closing, 0u64, bus)), |state| async move {
             let (mut receiver, mut closing, seq, bus) = state?;
             let next = tokio::select! {
-                next = receiver.recv() => next,
+                next = receiver.recv() => Some(next),
                 _ = closing.wait_for(|closing| *closing) => return None,
+                // A beat (an event with no target) when there is nothing else: a verifier that
+                // hears nothing for longer knows its stream is dead without waiting for TCP.
+                () = tokio::time::sleep(HEARTBEAT) => None,
+            };
+            let Some(next) = next else {
+                let beat = pb::RevocationEvent { seq, target: None };
+                return Some((Ok(beat), Some((receiver, closing, seq, bus))));
             };
             if matches!(next, Ok(Revocation::Flush)) && !bus.is_reliable() {
                 // The last item: the stream ends after it.

@@ -4,6 +4,7 @@
 mod api_keys;
 mod auth;
 mod convert;
+mod incoming;
 mod internal;
 mod users;
 
@@ -19,7 +20,6 @@ use ashgate_proto::identity::internal_service_server::InternalServiceServer;
 use ashgate_proto::identity::user_service_server::UserServiceServer;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Status};
 
 use crate::identity::Identity;
@@ -28,6 +28,11 @@ use crate::principal::Principal;
 
 /// Metadata carrying the internal service credential (`ASHGATE_INTERNAL_TOKEN`).
 pub const INTERNAL_TOKEN_METADATA: &str = "x-ashgate-internal-token";
+/// The largest request message identity-svc reads (its largest are a password and a name).
+const MAX_MESSAGE: usize = 64 * 1024;
+/// Calls in flight on one connection (verifiers multiplex their calls over one).
+const MAX_STREAMS: u32 = 256;
+
 /// Metadata with the end user's address, trusted only from internal callers (the gateway).
 pub const CLIENT_ADDR_METADATA: &str = "x-ashgate-client-addr";
 
@@ -72,9 +77,7 @@ impl IdentityServer {
                 e
             })
             .ok();
-        // `Server::tcp_nodelay` only applies to listeners tonic binds itself: without this,
-        // Nagle's algorithm held small replies and revocation events back ~40 ms.
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        let incoming = incoming::capped(self.listener, identity.config().max_connections);
         // Revocation streams never end by themselves; graceful shutdown waits for every open
         // call, so they must be told to end when shutdown begins.
         let (closing_tx, closing) = tokio::sync::watch::channel(false);
@@ -91,16 +94,32 @@ impl IdentityServer {
         if let Some(tls) = &identity.config().tls {
             builder = builder.tls_config(tls.tonic_config())?;
         }
+        // Every message identity-svc takes is small; streams per connection are bounded, so one
+        // connection holds at most MAX_STREAMS × MAX_MESSAGE of requests in memory.
         builder
             .http2_keepalive_interval(Some(Duration::from_secs(5)))
             .http2_keepalive_timeout(Some(Duration::from_secs(5)))
+            .max_concurrent_streams(Some(MAX_STREAMS))
+            .concurrency_limit_per_connection(MAX_STREAMS as usize)
             .layer(RpcMetricsLayer(self.metrics))
             .add_service(health_service)
             .add_optional_service(reflection)
-            .add_service(AuthServiceServer::new(auth::AuthApi(identity.clone())))
-            .add_service(UserServiceServer::new(users::UserApi(identity.clone())))
-            .add_service(ApiKeyServiceServer::new(api_keys::ApiKeyApi(identity.clone())))
-            .add_service(InternalServiceServer::new(internal::InternalApi { identity, closing }))
+            .add_service(
+                AuthServiceServer::new(auth::AuthApi(identity.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE),
+            )
+            .add_service(
+                UserServiceServer::new(users::UserApi(identity.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE),
+            )
+            .add_service(
+                ApiKeyServiceServer::new(api_keys::ApiKeyApi(identity.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE),
+            )
+            .add_service(
+                InternalServiceServer::new(internal::InternalApi { identity, closing })
+                    .max_decoding_message_size(MAX_MESSAGE),
+            )
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
     }

@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod ldap_users;
+mod revocations;
 mod sessions;
 mod users;
 

@@ -181,15 +181,29 @@ impl Store {
         .transpose()
     }
 
-    /// Replaces the user's reset token (one live token per user); returns its id.
+    /// Replaces the user's reset token (one live token per user) and returns its id, unless
+    /// the current one was issued less than `cooldown_ms` ago (`None`: it stays, so a flood of
+    /// requests can neither fill the inbox nor void the link just sent).
     pub async fn replace_reset_token(
         &self,
         user_id: i64,
         nonce_hash: &[u8],
         now_ms: i64,
         expires_at_ms: i64,
-    ) -> Result<i64> {
+        cooldown_ms: i64,
+    ) -> Result<Option<i64>> {
         let mut tx = self.pool.begin().await?;
+        lock_user(&mut tx, user_id).await?;
+        let recent = sqlx::query(
+            "SELECT created_at FROM password_reset_tokens WHERE user_id = $1 AND created_at > $2",
+        )
+        .bind(user_id)
+        .bind(now_ms.saturating_sub(cooldown_ms))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if recent.is_some() {
+            return Ok(None);
+        }
         sqlx::query("DELETE FROM password_reset_tokens WHERE user_id = $1")
             .bind(user_id)
             .execute(&mut *tx)
@@ -205,7 +219,7 @@ impl Store {
         .await?
         .try_get("id")?;
         tx.commit().await?;
-        Ok(id)
+        Ok(Some(id))
     }
 
     /// A reset token row.

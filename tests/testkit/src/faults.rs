@@ -21,6 +21,9 @@ pub enum Mode {
     Down,
     /// Connections are accepted and never answered, open ones go silent: the dependency hangs.
     Blackhole,
+    /// Like [`Mode::Blackhole`], but open connections stay open (no FIN, no reset) and pass
+    /// nothing until the mode changes: a host paused or cut off by the network.
+    Stall,
 }
 
 /// A loopback TCP proxy to `upstream` whose [`Mode`] a test switches at any time.
@@ -111,30 +114,34 @@ async fn bind_again(addr: SocketAddr) -> Option<TcpListener> {
     None
 }
 
-/// One client connection, in the mode it was accepted in, until the mode changes.
+/// One client connection, in the mode it was accepted in, until the mode changes (or, when the
+/// mode turns to [`Mode::Stall`], held open and silent until it changes again).
 async fn connection(
     mut client: TcpStream,
     upstream: SocketAddr,
     mode: Mode,
     mut modes: watch::Receiver<Mode>,
 ) {
-    let work = async {
-        match mode {
-            Mode::Forward => {
-                if let Ok(mut server) = TcpStream::connect(upstream).await {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                }
-            }
-            // Swallow whatever the client sends; answer nothing.
-            Mode::Blackhole | Mode::Down => {
-                let mut sink = [0u8; 4096];
-                while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
+    match mode {
+        Mode::Forward => {
+            let Ok(mut server) = TcpStream::connect(upstream).await else { return };
+            let changed = tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => false,
+                changed = modes.changed() => changed.is_ok(),
+            };
+            if changed && *modes.borrow() == Mode::Stall {
+                let _ = modes.changed().await;
             }
         }
-    };
-    tokio::select! {
-        () = work => {}
-        _ = modes.changed() => {}
+        // Swallow whatever the client sends; answer nothing.
+        Mode::Blackhole | Mode::Down | Mode::Stall => {
+            let mut sink = [0u8; 4096];
+            let swallow = async { while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {} };
+            tokio::select! {
+                () = swallow => {}
+                _ = modes.changed() => {}
+            }
+        }
     }
 }
 
