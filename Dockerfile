@@ -18,7 +18,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -m 0755 target/release/ashgate /usr/local/bin/ashgate
 
 FROM debian:bookworm-slim AS runtime
-# curl: the health checks in docker-compose.yml. ca-certificates: SMTP, OIDC and PostgreSQL TLS.
+# curl: the health checks in docker-compose.yml. ca-certificates: SMTP, OIDC, PostgreSQL and LDAP
+# TLS (LDAP trusts the system store unless PHOENIX_LDAP_TLS_CA_CERT_FILE names a CA).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \

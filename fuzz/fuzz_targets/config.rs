@@ -1,7 +1,10 @@
 //! Configuration parsing: the `Env` rules and every service's configuration built from
 //! arbitrary values of the variables that take structured text (`PHOENIX_ADMINS`,
 //! `PHOENIX_CSRF_TRUSTED_ORIGINS`, OAuth2 provider settings with JMESPath role and group rules
-//! and role mappings, paths, URLs, numbers). Bad values are a one-line error, never a panic.
+//! and role mappings, `PHOENIX_LDAP_*` hosts, DN lists, filters and group mappings, paths, URLs,
+//! numbers). Bad values are a one-line error, never a panic. Every value also goes through the
+//! LDAP DN and filter rules: a canonical DN is its own canonical form, and an escaped value
+//! cannot change the filter it is put in.
 #![no_main]
 
 use ashgate_identity_client::env::Env;
@@ -49,6 +52,17 @@ const VARS: &[&str] = &[
     "PHOENIX_OAUTH2_IDP_ALLOW_SIGN_UP",
     "PHOENIX_OAUTH2_IDP_USE_PKCE",
     "PHOENIX_OAUTH2_OTHER_CLIENT_ID",
+    "PHOENIX_LDAP_HOST",
+    "PHOENIX_LDAP_PORT",
+    "PHOENIX_LDAP_TLS_MODE",
+    "PHOENIX_LDAP_BIND_DN",
+    "PHOENIX_LDAP_USER_SEARCH_BASE_DNS",
+    "PHOENIX_LDAP_USER_SEARCH_FILTER",
+    "PHOENIX_LDAP_ATTR_EMAIL",
+    "PHOENIX_LDAP_ATTR_UNIQUE_ID",
+    "PHOENIX_LDAP_GROUP_SEARCH_BASE_DNS",
+    "PHOENIX_LDAP_GROUP_SEARCH_FILTER",
+    "PHOENIX_LDAP_GROUP_ROLE_MAPPINGS",
 ];
 
 fuzz_target!(|data: &[u8]| {
@@ -60,7 +74,9 @@ fuzz_target!(|data: &[u8]| {
     for line in data.split(|b| *b == b'\n') {
         let Some((selector, value)) = line.split_first() else { continue };
         let var = VARS[usize::from(*selector) % VARS.len()];
-        env = env.with(var, String::from_utf8_lossy(value).into_owned());
+        let value = String::from_utf8_lossy(value).into_owned();
+        ldap_text(&value);
+        env = env.with(var, value);
     }
     if let Some(admins) = env.string("PHOENIX_ADMINS") {
         if let Ok(pairs) = ashgate_identity::config::parse_admins(&admins) {
@@ -75,3 +91,12 @@ fuzz_target!(|data: &[u8]| {
     let _ = env.minutes("PHOENIX_ACCESS_TOKEN_EXPIRY_MINUTES", 10.0);
     let _ = env.port("PHOENIX_PORT", 6006);
 });
+
+fn ldap_text(value: &str) {
+    use ashgate_identity::ldap::dn::{canonical_dn, fill_filter};
+    if let Some(canonical) = canonical_dn(value) {
+        assert_eq!(canonical_dn(&canonical).as_deref(), Some(canonical.as_str()), "canonical DNs are fixed points");
+    }
+    let filter = fill_filter("(&(objectClass=person)(uid=%s))", value);
+    assert!(ldap3::parse_filter(&filter).is_ok(), "an escaped value leaves the filter one filter: {filter:?}");
+}

@@ -9,6 +9,9 @@ use ashgate_identity_client::VerifierConfig;
 use ashgate_identity_client::env::{ConfigError, Env};
 pub use ashgate_identity_client::secret::Secret;
 
+/// Phoenix's rule: without password sign-in there must be another way in (as identity-svc says).
+pub const BASIC_AUTH_NEEDS_ANOTHER_WAY: &str = "is set, but no alternative authentication method is configured: configure OAuth2 (PHOENIX_OAUTH2_<IDP>_CLIENT_ID) or LDAP (PHOENIX_LDAP_HOST)";
+
 /// Largest JSON body the REST and auth routes read.
 pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
 /// Largest OTLP body forwarded by `POST /v1/traces` (the collector's default limit).
@@ -57,6 +60,9 @@ pub struct GatewayConfig {
     pub rate_limit_enabled: bool,
     /// `PHOENIX_SMTP_HOSTNAME` is set: the sign-in page offers password recovery by email.
     pub password_reset_email_enabled: bool,
+    /// `PHOENIX_LDAP_HOST` is set: `POST /auth/ldap/login` and the LDAP form on the sign-in page
+    /// (identity-svc reads and checks the rest of `PHOENIX_LDAP_*`).
+    pub ldap_enabled: bool,
     /// `ASHGATE_HTTP_HEADER_TIMEOUT_SECONDS` (10) and `ASHGATE_HTTP_MAX_CONNECTIONS` (10000).
     pub connection_limits: crate::serve::ConnectionLimits,
     /// `ASHGATE_HTTP_BODY_TIMEOUT_SECONDS` (30): longest a request body may take to arrive.
@@ -120,11 +126,11 @@ impl GatewayConfig {
         let auth_enabled = env.bool("PHOENIX_ENABLE_AUTH", false)?;
         let basic_auth_disabled = env.bool("PHOENIX_DISABLE_BASIC_AUTH", false)?;
         let oauth2 = crate::oauth2::config::providers_from_env(env)?;
-        if auth_enabled && basic_auth_disabled && oauth2.is_empty() {
-            return Err(ConfigError::new(
-                "PHOENIX_DISABLE_BASIC_AUTH",
-                "requires at least one OAuth2 provider (PHOENIX_OAUTH2_<IDP>_CLIENT_ID)",
-            ));
+        let ldap_enabled = env
+            .string("PHOENIX_LDAP_HOST")
+            .is_some_and(|hosts| hosts.split(',').any(|h| !h.trim().is_empty()));
+        if auth_enabled && basic_auth_disabled && oauth2.is_empty() && !ldap_enabled {
+            return Err(ConfigError::new("PHOENIX_DISABLE_BASIC_AUTH", BASIC_AUTH_NEEDS_ANOTHER_WAY));
         }
         Ok(Self {
             auth_enabled,
@@ -132,6 +138,7 @@ impl GatewayConfig {
             oauth2,
             rate_limit_enabled: !env.bool("PHOENIX_DISABLE_RATE_LIMIT", false)?,
             password_reset_email_enabled: env.string("PHOENIX_SMTP_HOSTNAME").is_some(),
+            ldap_enabled,
             listen,
             root_path,
             root_url,
@@ -267,5 +274,17 @@ mod tests {
         assert_eq!(config.csrf_trusted_hosts, ["example.com", "b.test"]);
         assert_eq!(config.at_root("/login"), "/phoenix/login");
         assert_eq!(config.collector_http_urls, ["http://a:1", "http://b:2"]);
+    }
+
+    #[test]
+    fn basic_auth_needs_oauth2_or_ldap() {
+        let off = [("PHOENIX_ENABLE_AUTH", "true"), ("PHOENIX_DISABLE_BASIC_AUTH", "true")];
+        assert_eq!(err(&off), format!("PHOENIX_DISABLE_BASIC_AUTH: {BASIC_AUTH_NEEDS_ANOTHER_WAY}"));
+        let ldap =
+            GatewayConfig::from_env(&Env::from_pairs(off).with("PHOENIX_LDAP_HOST", "dc1, dc2")).unwrap();
+        assert!(ldap.ldap_enabled && ldap.basic_auth_disabled);
+        let blank = Env::from_pairs(off).with("PHOENIX_LDAP_HOST", " , ");
+        assert!(GatewayConfig::from_env(&blank).is_err());
+        assert!(!GatewayConfig::from_env(&Env::default()).unwrap().ldap_enabled);
     }
 }

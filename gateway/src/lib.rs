@@ -90,6 +90,16 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(routes::ops::readyz))
         .route("/metrics", get(routes::ops::metrics))
         .route("/openapi.json", get(routes::ops::openapi));
+    // Phoenix registers /auth/ldap/login only when LDAP is configured.
+    let auth = if state.config.ldap_enabled {
+        auth.merge(
+            Router::new()
+                .route("/auth/ldap/login", post(routes::ldap::login))
+                .layer(axum::middleware::from_fn(routes::auth::add_no_store)),
+        )
+    } else {
+        auth
+    };
     let mut app = api.merge(ops).merge(pages::router());
     // Phoenix mounts /auth only when authentication is enabled.
     if state.config.auth_enabled {

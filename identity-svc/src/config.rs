@@ -72,6 +72,11 @@ pub struct IdentityConfig {
     pub tls: Option<ashgate_identity_client::tls::ServerTls>,
     /// `PHOENIX_SMTP_*`: password-reset mail; `None` when not configured.
     pub smtp: Option<crate::mailer::SmtpConfig>,
+    /// `PHOENIX_LDAP_*`: sign-in against a directory; `None` unless `PHOENIX_LDAP_HOST` is set.
+    pub ldap: Option<crate::ldap::LdapConfig>,
+    /// At least one `PHOENIX_OAUTH2_<IDP>_CLIENT_ID` is set (decides what `PHOENIX_ADMINS`
+    /// creates when password sign-in is disabled).
+    pub oauth2_configured: bool,
     /// `PHOENIX_ROOT_URL`: the public URL that mailed links start with (required with SMTP:
     /// a link's address must never come from a request, whose `Host` an attacker writes).
     pub root_url: Option<String>,
@@ -93,6 +98,8 @@ pub struct LoginProtection {
 }
 
 const PHOENIX_SECRET: &str = "PHOENIX_SECRET";
+/// Phoenix's rule: without password sign-in there must be another way in.
+pub const BASIC_AUTH_NEEDS_ANOTHER_WAY: &str = "is set, but no alternative authentication method is configured: configure OAuth2 (PHOENIX_OAUTH2_<IDP>_CLIENT_ID) or LDAP (PHOENIX_LDAP_HOST)";
 const PHOENIX_ADMIN_SECRET: &str = "PHOENIX_ADMIN_SECRET";
 
 impl IdentityConfig {
@@ -151,11 +158,9 @@ impl IdentityConfig {
         let admins =
             env.string("PHOENIX_ADMINS").map(|v: String| parse_admins(&v)).transpose()?.unwrap_or_default();
         let basic_auth_disabled = env.bool("PHOENIX_DISABLE_BASIC_AUTH", false)?;
-        if auth_enabled && basic_auth_disabled && !oauth2_configured(env) {
-            return Err(ConfigError::new(
-                "PHOENIX_DISABLE_BASIC_AUTH",
-                "requires at least one OAuth2 provider (PHOENIX_OAUTH2_<IDP>_CLIENT_ID)",
-            ));
+        let ldap = crate::ldap::LdapConfig::from_env(env, &admins)?;
+        if auth_enabled && basic_auth_disabled && !oauth2_configured(env) && ldap.is_none() {
+            return Err(ConfigError::new("PHOENIX_DISABLE_BASIC_AUTH", BASIC_AUTH_NEEDS_ANOTHER_WAY));
         }
         let host: IpAddr = match env.string("PHOENIX_HOST") {
             None => IpAddr::from([127, 0, 0, 1]),
@@ -229,6 +234,8 @@ impl IdentityConfig {
             smtp,
             root_url,
             tls: ashgate_identity_client::tls::ServerTls::from_env(env)?,
+            ldap,
+            oauth2_configured: oauth2_configured(env),
         })
     }
 
@@ -488,7 +495,17 @@ mod tests {
                 .to_string()
                 .starts_with("PHOENIX_DISABLE_BASIC_AUTH:")
         );
-        let env = env.with("PHOENIX_OAUTH2_GOOGLE_CLIENT_ID", "id");
-        assert!(IdentityConfig::from_env(&env).is_ok());
+        assert_eq!(
+            IdentityConfig::from_env(&env).unwrap_err().to_string(),
+            format!("PHOENIX_DISABLE_BASIC_AUTH: {BASIC_AUTH_NEEDS_ANOTHER_WAY}")
+        );
+        let oauth2 = env.clone().with("PHOENIX_OAUTH2_GOOGLE_CLIENT_ID", "id");
+        assert!(IdentityConfig::from_env(&oauth2).is_ok());
+        let ldap = env
+            .with("PHOENIX_LDAP_HOST", "ldap.example.com")
+            .with("PHOENIX_LDAP_TLS_MODE", "none")
+            .with("PHOENIX_LDAP_USER_SEARCH_BASE_DNS", r#"["ou=people,dc=example,dc=com"]"#)
+            .with("PHOENIX_LDAP_GROUP_ROLE_MAPPINGS", r#"[{"group_dn": "*", "role": "MEMBER"}]"#);
+        assert!(IdentityConfig::from_env(&ldap).unwrap().ldap.is_some());
     }
 }

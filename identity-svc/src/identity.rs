@@ -33,6 +33,8 @@ pub struct Identity {
     pub(crate) key_touches: moka::sync::Cache<i64, ()>,
     /// Present when SMTP is configured.
     pub(crate) mailer: Option<Mailer>,
+    /// Present when LDAP is configured (`PHOENIX_LDAP_HOST`).
+    pub(crate) directory: Option<crate::ldap::Directory>,
 }
 
 /// Who is calling a public RPC and from where.
@@ -64,7 +66,9 @@ impl Identity {
         let system_user_id = crate::seed::seed(&store, &hasher, &config).await?;
         let mailer =
             config.smtp.as_ref().map(Mailer::new).transpose().map_err(|e| Error::Invalid(e.to_string()))?;
+        let directory = config.ldap.clone().map(crate::ldap::Directory::new);
         let identity = Arc::new(Self {
+            directory,
             policy: PasswordPolicy { strong: config.strong_password_policy },
             codec: config.signing_secret().map(TokenCodec::new),
             cache: VerifyCache::new(),

@@ -1,7 +1,7 @@
 //! identity-svc: users, roles, passwords, sessions and API keys for ashgate, served over gRPC.
 //!
 //! Layers: [`config`] (environment) → domain ([`identity`] and the aggregate modules
-//! `user`, `session`, `api_key`, `password_reset`, `oauth2`, `verify`) → [`store`] (sqlx) and
+//! `user`, `session`, `api_key`, `password_reset`, `oauth2`, [`ldap`], `verify`) → [`store`] (sqlx) and
 //! [`grpc`] (tonic). Only binaries wire concrete things together.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod identity;
+pub mod ldap;
 pub mod limits;
 pub mod mailer;
 pub mod oauth2;

@@ -35,9 +35,15 @@ pub async fn seed(store: &Store, hasher: &PasswordHasherPool, config: &IdentityC
         if store.user_by_email(email).await?.is_some() {
             continue;
         }
-        // An unusable password: the admin gets in by password reset or OAuth2 (as Phoenix).
+        // An unusable password: the admin gets in by password reset, LDAP or OAuth2 (Phoenix:
+        // LDAP when it is configured and OAuth2 is not; matched by email at first sign-in).
         let user = if config.basic_auth_disabled {
-            NewUser { auth_method: AuthMethod::OAuth2, ..new_user(email, username, Role::Admin, None, false) }
+            let method = if config.ldap.is_some() && !config.oauth2_configured {
+                AuthMethod::Ldap
+            } else {
+                AuthMethod::OAuth2
+            };
+            NewUser { auth_method: method, ..new_user(email, username, Role::Admin, None, false) }
         } else {
             let hash = hasher.hash(&Secret::new(random_password())).await?;
             new_user(email, username, Role::Admin, Some(hash), true)

@@ -23,6 +23,8 @@ pub enum AuthMethod {
     Local,
     /// An OpenID Provider.
     OAuth2,
+    /// A directory (`PHOENIX_LDAP_*`).
+    Ldap,
 }
 
 impl AuthMethod {
@@ -31,6 +33,7 @@ impl AuthMethod {
         match self {
             AuthMethod::Local => "LOCAL",
             AuthMethod::OAuth2 => "OAUTH2",
+            AuthMethod::Ldap => "LDAP",
         }
     }
 
@@ -39,6 +42,7 @@ impl AuthMethod {
         match value {
             "LOCAL" => Some(AuthMethod::Local),
             "OAUTH2" => Some(AuthMethod::OAuth2),
+            "LDAP" => Some(AuthMethod::Ldap),
             _ => None,
         }
     }
@@ -49,7 +53,8 @@ impl AuthMethod {
 pub struct User {
     /// Row id.
     pub id: i64,
-    /// Lower-cased; never changes.
+    /// Lower-cased; never changes (except an LDAP user's, from the directory). Empty for LDAP
+    /// users of a directory without emails.
     pub email: String,
     /// Unique display name.
     pub username: String,
@@ -67,6 +72,8 @@ pub struct User {
     pub oauth2_user_id: Option<String>,
     /// From the provider's `picture` claim.
     pub profile_picture_url: Option<String>,
+    /// LDAP: the directory's immutable id (objectGUID, entryUUID), lower-cased.
+    pub ldap_unique_id: Option<String>,
     /// Unix ms.
     pub created_at_ms: i64,
     /// Unix ms.
@@ -116,7 +123,7 @@ pub struct CreateUser {
     pub username: String,
     /// ADMIN, MEMBER or VIEWER.
     pub role: Role,
-    /// LOCAL or OAUTH2.
+    /// LOCAL, OAUTH2 or LDAP.
     pub auth_method: AuthMethod,
     /// LOCAL: the initial password; `None` = random (the user gets one by reset).
     pub password: Option<Secret>,
@@ -251,6 +258,12 @@ impl Identity {
                 }
                 user.oauth2_client_id = request.oauth2_client_id.filter(|s| !s.is_empty());
                 user.oauth2_user_id = request.oauth2_user_id.filter(|s| !s.is_empty());
+            }
+            // Pre-provisioned: matched by email at the first directory sign-in (Phoenix).
+            AuthMethod::Ldap => {
+                if request.password.is_some() {
+                    return Err(Error::Invalid("LDAP users cannot have a password".into()));
+                }
             }
         }
         self.store.insert_user(&user, now_ms()).await

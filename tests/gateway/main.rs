@@ -6,6 +6,7 @@ mod api_keys;
 mod auth;
 mod browser;
 mod csrf;
+mod ldap;
 mod oauth2;
 mod password_reset;
 mod quickstart;

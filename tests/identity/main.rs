@@ -1,10 +1,11 @@
 //! identity-svc over real gRPC: the permission matrix, sessions, API keys, seeding, limits and
-//! revocation across replicas. Runs on SQLite, and on PostgreSQL when
+//! revocation across replicas, LDAP sign-in against a real slapd. Runs on SQLite, and on PostgreSQL when
 //! `ASHGATE_TEST_DATABASE_URL` is set (a fresh database per test); uses Redis when
 //! `ASHGATE_TEST_REDIS_URL` is set.
 
 mod api_keys;
 mod cli;
+mod ldap;
 mod limits;
 mod matrix;
 mod revocation;

@@ -12,6 +12,7 @@ use crate::caller::ClientAddr;
 use crate::cookies::{ACCESS_COOKIE, read_cookie};
 use crate::error::ApiError;
 use crate::oauth2::state::is_safe_return_url;
+use crate::pages::ldap::LdapForm;
 use crate::pages::session::session;
 use crate::pages::{FormFields, Session, render, see_other};
 use crate::routes::auth::{set_session_cookies, sign_in};
@@ -34,6 +35,10 @@ struct LoginPage<'a> {
     error: Option<&'a str>,
     notice: Option<&'a str>,
     password_login: bool,
+    /// The LDAP form, when LDAP is configured.
+    ldap: Option<LdapForm<'a>>,
+    /// The cursor starts in the LDAP form (it failed, or it is the only form).
+    ldap_focus: bool,
     providers: Vec<LoginProvider>,
     forgot_password_url: Option<String>,
 }
@@ -88,6 +93,18 @@ fn login_page(
     notice: Option<&str>,
     return_url: Option<&str>,
 ) -> Response {
+    login_page_with(state, status, (email, error), notice, return_url, LdapForm::default())
+}
+
+/// The sign-in page with what the local form (`email`, error) and the LDAP form show.
+pub(super) fn login_page_with(
+    state: &AppState,
+    status: StatusCode,
+    (email, error): (&str, Option<&str>),
+    notice: Option<&str>,
+    return_url: Option<&str>,
+    ldap: LdapForm<'_>,
+) -> Response {
     let (providers, forgot_password_url) = sign_in_options(state, return_url);
     let page = LoginPage {
         root: &state.config.root_path,
@@ -95,6 +112,8 @@ fn login_page(
         error,
         notice,
         password_login: !state.config.basic_auth_disabled,
+        ldap_focus: ldap.error.is_some() || state.config.basic_auth_disabled,
+        ldap: state.config.ldap_enabled.then_some(ldap),
         providers,
         forgot_password_url,
     };

@@ -1,9 +1,10 @@
-//! Server-rendered pages (askama): sign-in, forced and voluntary password change, password
+//! Server-rendered pages (askama): sign-in (password, LDAP, OAuth2), forced and voluntary password change, password
 //! recovery by email, settings.
 //! No inline script (CSP `default-src 'self'`); one stylesheet and one small script for the
 //! copy button. Forms post back with a token derived from the access cookie, on top of the
 //! Origin/Referer check in [`crate::csrf`] and SameSite=Strict cookies.
 
+mod ldap;
 mod login;
 mod recovery;
 mod session;
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(start))
         .route("/login", get(login::show).post(login::submit))
+        .route("/login/ldap", post(ldap::submit))
         .route("/change-password", get(login::show_password).post(login::submit_password))
         .route("/forgot-password", get(recovery::show_forgot).post(recovery::submit_forgot))
         .route("/reset-password-with-token", get(recovery::show_reset).post(recovery::submit_reset))

@@ -59,6 +59,7 @@ struct SettingsPage<'a> {
     root: &'a str,
     session: &'a Session,
     is_admin: bool,
+    has_password: bool,
     notice: Option<&'static str>,
     error: Option<&'a str>,
     new_key: Option<NewKey>,
@@ -84,11 +85,15 @@ fn key_view(key: pb::ApiKey) -> KeyView {
 
 fn user_view(user: pb::User, me: i64) -> UserView {
     let protected = user.email == DEFAULT_ADMIN_EMAIL;
-    let local = user.auth_method != i32::from(pb::AuthMethod::Oauth2);
+    let local = user.auth_method == i32::from(pb::AuthMethod::Local);
     UserView {
         id: user.id,
         role: role_name(user.role),
-        auth_method: if local { "Password" } else { "OAuth2" },
+        auth_method: match pb::AuthMethod::try_from(user.auth_method) {
+            Ok(pb::AuthMethod::Oauth2) => "OAuth2",
+            Ok(pb::AuthMethod::Ldap) => "LDAP",
+            _ => "Password",
+        },
         needs_reset: user.password_needs_reset && local,
         is_self: user.id == me,
         local,
@@ -141,10 +146,15 @@ async fn page(
         );
         Ok::<_, tonic::Status>((users?.into_inner().users, keys?.into_inner().api_keys))
     };
-    let (own, admin) = tokio::join!(own, admin_data);
-    let (own_keys, (users, system_keys)) = match (own, admin) {
-        (Ok(own), Ok(admin)) => (own.into_inner().api_keys, admin),
-        (Err(status), _) | (_, Err(status)) => return super::error_page(state, &status.into()),
+    // Only local users have a password to change (not OAuth2 or LDAP users).
+    let mut self_client = identity.users();
+    let me = self_client.get_self(identity.request(pb::GetSelfRequest {}, &session.context));
+    let (own, admin, me) = tokio::join!(own, admin_data, me);
+    let (own_keys, (users, system_keys), me) = match (own, admin, me) {
+        (Ok(own), Ok(admin), Ok(me)) => (own.into_inner().api_keys, admin, me.into_inner()),
+        (Err(status), _, _) | (_, Err(status), _) | (_, _, Err(status)) => {
+            return super::error_page(state, &status.into());
+        }
     };
     let newest_first = |mut keys: Vec<pb::ApiKey>| {
         keys.sort_by_key(|k| std::cmp::Reverse(k.id));
@@ -154,6 +164,7 @@ async fn page(
         root: &state.config.root_path,
         session,
         is_admin: session.is_admin,
+        has_password: me.auth_method == i32::from(pb::AuthMethod::Local),
         notice,
         error,
         new_key,

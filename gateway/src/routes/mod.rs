@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod ldap;
 pub mod ops;
 pub mod password_reset;
 pub mod spans;

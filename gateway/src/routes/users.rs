@@ -17,7 +17,7 @@ use crate::routes::{Page, Params, require_admin, require_auth_enabled};
 use crate::state::AppState;
 use crate::timestamp::iso_from_millis;
 
-/// Phoenix's `User` (LOCAL or OAUTH2 variant).
+/// Phoenix's `User` (LOCAL, OAUTH2 or LDAP variant).
 #[derive(Debug, Serialize)]
 pub struct UserJson {
     id: String,
@@ -52,16 +52,27 @@ fn non_empty(value: String) -> Option<String> {
     (!value.is_empty()).then_some(value)
 }
 
+/// Phoenix's name of an auth method.
+pub fn auth_method_name(auth_method: i32) -> &'static str {
+    match pb::AuthMethod::try_from(auth_method).unwrap_or(pb::AuthMethod::Unspecified) {
+        pb::AuthMethod::Oauth2 => "OAUTH2",
+        pb::AuthMethod::Ldap => "LDAP",
+        pb::AuthMethod::Local | pb::AuthMethod::Unspecified => "LOCAL",
+    }
+}
+
 impl From<pb::User> for UserJson {
     fn from(user: pb::User) -> Self {
-        let oauth2 = user.auth_method == i32::from(pb::AuthMethod::Oauth2);
+        let auth_method = auth_method_name(user.auth_method);
+        let oauth2 = auth_method == "OAUTH2";
         Self {
             id: global_id::encode(global_id::USER, user.id),
             role: role_name(user.role),
-            auth_method: if oauth2 { "OAUTH2" } else { "LOCAL" },
+            auth_method,
             created_at: iso_from_millis(user.created_at_ms),
             updated_at: iso_from_millis(user.updated_at_ms),
-            password_needs_reset: (!oauth2).then_some(user.password_needs_reset),
+            // Only local users have a password (Phoenix's LDAP and OAuth2 users have no field).
+            password_needs_reset: (auth_method == "LOCAL").then_some(user.password_needs_reset),
             oauth2_client_id: if oauth2 { non_empty(user.oauth2_client_id) } else { None },
             oauth2_user_id: if oauth2 { non_empty(user.oauth2_user_id) } else { None },
             profile_picture_url: if oauth2 { non_empty(user.profile_picture_url) } else { None },
@@ -141,6 +152,9 @@ enum NewUser {
         oauth2_client_id: Option<String>,
         oauth2_user_id: Option<String>,
     },
+    /// Pre-provisioned: matched by email at the first directory sign-in.
+    #[serde(rename = "LDAP")]
+    Ldap { email: String, username: String, role: RoleName },
 }
 
 /// Body of `POST /v1/users`.
@@ -183,6 +197,13 @@ pub async fn create_user(
                 ..Default::default()
             }
         }
+        NewUser::Ldap { email, username, role } => pb::CreateUserRequest {
+            email,
+            username,
+            role: role.to_pb().into(),
+            auth_method: pb::AuthMethod::Ldap.into(),
+            ..Default::default()
+        },
     };
     if request.role == i32::from(pb::Role::System) {
         return Err(ApiError::BadRequest("Cannot create users with SYSTEM role".into()));

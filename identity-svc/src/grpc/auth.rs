@@ -22,6 +22,16 @@ impl AuthService for AuthApi {
         Ok(Response::new(pair_to_pb(pair)))
     }
 
+    async fn ldap_login(
+        &self,
+        request: Request<pb::LdapLoginRequest>,
+    ) -> Result<Response<pb::TokenPair>, Status> {
+        let addr = client_addr(&self.0, &request);
+        let body = request.into_inner();
+        let pair = self.0.ldap_login(&body.username, &Secret::new(body.password), addr).await?;
+        Ok(Response::new(pair_to_pb(pair)))
+    }
+
     async fn refresh(&self, request: Request<pb::RefreshRequest>) -> Result<Response<pb::TokenPair>, Status> {
         let addr = client_addr(&self.0, &request);
         let pair = self.0.refresh(&request.into_inner().refresh_token, addr).await?;

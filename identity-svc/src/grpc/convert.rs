@@ -33,7 +33,8 @@ pub fn auth_method_from_pb(value: i32) -> Result<AuthMethod, Status> {
     match pb::AuthMethod::try_from(value) {
         Ok(pb::AuthMethod::Unspecified | pb::AuthMethod::Local) => Ok(AuthMethod::Local),
         Ok(pb::AuthMethod::Oauth2) => Ok(AuthMethod::OAuth2),
-        Err(_) => Err(Status::invalid_argument("Auth method must be LOCAL or OAUTH2")),
+        Ok(pb::AuthMethod::Ldap) => Ok(AuthMethod::Ldap),
+        Err(_) => Err(Status::invalid_argument("Auth method must be LOCAL, OAUTH2 or LDAP")),
     }
 }
 
@@ -46,6 +47,7 @@ pub fn user_to_pb(user: User) -> pb::User {
         auth_method: match user.auth_method {
             AuthMethod::Local => pb::AuthMethod::Local,
             AuthMethod::OAuth2 => pb::AuthMethod::Oauth2,
+            AuthMethod::Ldap => pb::AuthMethod::Ldap,
         }
         .into(),
         password_needs_reset: user.password_needs_reset,

@@ -2,6 +2,7 @@
 //! per backend. Ids are BIGINT, times Unix ms, booleans 0/1 (what `Any` binds on both).
 
 mod api_keys;
+mod ldap_users;
 mod revocations;
 mod sessions;
 mod users;
@@ -103,6 +104,9 @@ fn conflict_or(err: sqlx::Error) -> Error {
         if text.contains("oauth2") {
             return Error::Conflict("OAuth2 identity already linked to another user");
         }
+        if text.contains("ldap_unique_id") {
+            return Error::Conflict("LDAP identity already linked to another user");
+        }
     }
     err.into()
 }
@@ -112,3 +116,6 @@ fn flag(row: &sqlx::any::AnyRow, column: &str) -> Result<bool> {
     use sqlx::Row;
     Ok(row.try_get::<i64, _>(column)? != 0)
 }
+
+#[cfg(test)]
+mod migration_tests;

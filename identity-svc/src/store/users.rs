@@ -8,15 +8,16 @@ use crate::error::{Error, Result};
 use crate::principal::Role;
 use crate::user::{AuthMethod, NewUser, User, username_skeleton};
 
-const COLUMNS: &str = "id, email, username, role, auth_method, password_hash, password_needs_reset, \
-    oauth2_client_id, oauth2_user_id, profile_picture_url, created_at, updated_at";
+pub(super) const COLUMNS: &str = "id, email, username, role, auth_method, password_hash, password_needs_reset, \
+    oauth2_client_id, oauth2_user_id, profile_picture_url, ldap_unique_id, created_at, updated_at";
 
-fn user_from_row(row: &AnyRow) -> Result<User> {
+pub(super) fn user_from_row(row: &AnyRow) -> Result<User> {
     let role: String = row.try_get("role")?;
     let method: String = row.try_get("auth_method")?;
     Ok(User {
         id: row.try_get("id")?,
-        email: row.try_get("email")?,
+        // LDAP users of a directory without emails have none (NULL).
+        email: row.try_get::<Option<String>, _>("email")?.unwrap_or_default(),
         username: row.try_get("username")?,
         role: Role::parse(&role).ok_or_else(|| Error::internal(format!("unknown role {role}")))?,
         auth_method: AuthMethod::parse(&method)
@@ -26,6 +27,7 @@ fn user_from_row(row: &AnyRow) -> Result<User> {
         oauth2_client_id: row.try_get("oauth2_client_id")?,
         oauth2_user_id: row.try_get("oauth2_user_id")?,
         profile_picture_url: row.try_get("profile_picture_url")?,
+        ldap_unique_id: row.try_get("ldap_unique_id")?,
         created_at_ms: row.try_get("created_at")?,
         updated_at_ms: row.try_get("updated_at")?,
     })
@@ -125,7 +127,7 @@ impl Store {
     /// Which of the two username rules a conflict broke: the exact name taken ("Username
     /// already exists", Phoenix's text) or only its look (the skeleton index may be checked
     /// first, and reports both).
-    async fn username_conflict(&self, error: Error, username: &str) -> Error {
+    pub(super) async fn username_conflict(&self, error: Error, username: &str) -> Error {
         if !matches!(error, Error::Conflict(crate::user::USERNAME_TOO_SIMILAR)) {
             return error;
         }

@@ -13,6 +13,8 @@ pub mod fleet;
 /// A real OpenID Provider (npm `oidc-provider`) for OAuth2 sign-in tests.
 pub mod oidc;
 
+/// A real directory (OpenLDAP `slapd`) for LDAP sign-in tests.
+pub mod ldap;
 /// The OAuth2 sign-in flow through a gateway, against [`oidc`].
 pub mod oauth2;
 
