@@ -8,7 +8,7 @@ use std::sync::Arc;
 use sqlx::AssertSqlSafe;
 
 use super::{Backend, Store, unavailable};
-use crate::span::IngestBatch;
+use crate::decode::rows::IngestBatch;
 
 const COLUMNS: &[&str] = &[
     "project_id",

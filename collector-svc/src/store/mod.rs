@@ -1,7 +1,7 @@
 //! The span store: SQLite or PostgreSQL behind one sqlx `AnyPool`, chosen by URL scheme.
 
 mod insert;
-mod query;
+mod read;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,7 +11,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor as _};
 
 pub use insert::ResolvedBatch;
-pub use query::{ProjectPage, SpanFilter, SpanPage, StoredProject, StoredSpan};
+pub use read::{ProjectPage, SpanFilter, SpanPage, StoredProject, StoredSpan};
 
 use crate::config::DatabaseUrl;
 use crate::error::Error;

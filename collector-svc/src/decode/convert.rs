@@ -8,8 +8,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 
-use crate::json_text::{push_hex, write_attributes, write_str};
-use crate::span::{IngestBatch, SpanRow};
+use crate::decode::json_text::{push_hex, write_attributes, write_str};
+use crate::decode::rows::{IngestBatch, SpanRow};
 
 /// Resource attribute that names the project (OpenInference).
 pub const PROJECT_ATTRIBUTE: &str = "openinference.project.name";
@@ -111,9 +111,9 @@ fn convert_span(span: Span, project: usize, resource: usize) -> Result<SpanRow, 
     write_attributes(&mut attributes_json, &span.attributes);
     Ok(SpanRow {
         project,
-        trace_id: crate::json_text::hex(&span.trace_id),
-        span_id: crate::json_text::hex(&span.span_id),
-        parent_span_id: crate::json_text::hex(&span.parent_span_id),
+        trace_id: crate::decode::json_text::hex(&span.trace_id),
+        span_id: crate::decode::json_text::hex(&span.span_id),
+        parent_span_id: crate::decode::json_text::hex(&span.parent_span_id),
         name: span.name,
         kind,
         start_time_unix_nano: start,

@@ -1,4 +1,8 @@
-//! `ashgate.collector.v1.SpanQueryService`: the read path. Every authenticated role may read.
+//! Queries: `ashgate.collector.v1.SpanQueryService`, the read path over the stored spans.
+//! Every authenticated role may read. Requests are checked here ([`cursor`] pages them);
+//! the SQL lives with the storage ([`crate::store`]).
+
+pub mod cursor;
 
 use ashgate_proto::collector::span_query_service_server::SpanQueryService;
 use ashgate_proto::collector::{
@@ -7,8 +11,8 @@ use ashgate_proto::collector::{
 use tonic::{Request, Response, Status};
 
 use crate::auth::Principal;
-use crate::cursor::{CursorKind, decode_cursor, encode_cursor, page_limit};
 use crate::error::Error;
+use crate::query::cursor::{CursorKind, decode_cursor, encode_cursor, page_limit};
 use crate::store::{SpanFilter, Store, StoredProject};
 
 /// The span query service.
