@@ -79,14 +79,17 @@ pub fn router(state: AppState) -> Router {
             get(routes::api_keys::list_system).post(routes::api_keys::create_system),
         )
         .route("/v1/system/api_keys/{api_key_id}", axum::routing::delete(routes::api_keys::delete_system))
-        .route("/v1/projects", get(routes::spans::list_projects))
-        .route("/v1/projects/{project_identifier}/spans", get(routes::spans::list_spans))
+        .route("/v1/projects", get(routes::read::projects::list_projects))
+        .route("/v1/projects/{project_identifier}", get(routes::read::projects::get_project))
+        .route("/v1/projects/{project_identifier}/spans", get(routes::read::spans::list_spans))
+        .route("/v1/projects/{project_identifier}/traces", get(routes::read::traces::list_traces))
         .route("/v1/traces", post(routes::traces::forward));
     let ops = Router::new()
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))
         .route("/metrics", get(routes::ops::metrics))
-        .route("/openapi.json", get(routes::ops::openapi));
+        .route("/openapi.json", get(routes::ops::openapi))
+        .route("/arize_phoenix_version", get(routes::read::version::version));
     let mut app = api.merge(ops).merge(pages::router());
     // Phoenix mounts /auth only when authentication is enabled.
     if state.config.auth_enabled {
@@ -106,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::enforce))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::headers))
+        .layer(axum::middleware::from_fn(routes::read::version::add_version_header))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &http::Request<_>| {
                 tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), user_id = tracing::field::Empty)

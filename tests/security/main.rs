@@ -15,6 +15,7 @@ mod connections;
 mod enumeration;
 mod faults;
 mod lockout;
+mod projects;
 mod sessions;
 mod support;
 mod tokens;

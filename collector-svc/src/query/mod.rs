@@ -1,19 +1,30 @@
-//! Queries: `ashgate.collector.v1.SpanQueryService`, the read path over the stored spans.
-//! Every authenticated role may read. Requests are checked here ([`cursor`] pages them);
-//! the SQL lives with the storage ([`crate::store`]).
+//! Queries: `ashgate.collector.v1.SpanQueryService`, the read path over the stored spans and
+//! traces. Every authenticated role may read. Requests are checked here ([`paging`] holds the
+//! shared checks, [`messages`] the conversions to the wire); the SQL lives with the storage
+//! ([`crate::store`]).
 
-pub mod cursor;
+pub mod messages;
+pub mod paging;
 
 use ashgate_proto::collector::span_query_service_server::SpanQueryService;
 use ashgate_proto::collector::{
-    ListProjectsRequest, ListProjectsResponse, Project, QuerySpansRequest, QuerySpansResponse, Span,
+    AttributeFilter, GetProjectRequest, ListProjectsRequest, ListProjectsResponse, Project, ProjectSelector,
+    QuerySpansRequest, QuerySpansResponse, QueryTracesRequest, QueryTracesResponse, TraceSort as WireSort,
+    attribute_filter, project_selector, query_spans_request,
 };
 use tonic::{Request, Response, Status};
 
 use crate::auth::Principal;
+use crate::decode::convert::SPAN_KINDS;
 use crate::error::Error;
-use crate::query::cursor::{CursorKind, decode_cursor, encode_cursor, page_limit};
-use crate::store::{SpanFilter, Store, StoredProject};
+use crate::store::{
+    AttributeMatch, AttributeValue, ParentFilter, ProjectFilter, ProjectRef, SpanFilter, Store,
+    StoredProject, TraceFilter, TraceSort,
+};
+use paging::{known_values, max_id, page_limit, time_bound, values};
+
+/// Span status codes, as stored.
+pub const STATUS_CODES: [&str; 3] = ["UNSET", "OK", "ERROR"];
 
 /// The span query service.
 #[derive(Debug, Clone)]
@@ -26,37 +37,55 @@ impl SpanQuery {
     pub fn new(store: Store) -> Self {
         Self { store }
     }
+
+    /// The project a selector names; NOT_FOUND when there is none.
+    async fn project(
+        &self,
+        selector: Option<ProjectSelector>,
+        with_stats: bool,
+    ) -> Result<StoredProject, Error> {
+        let reference = project_ref(selector)?;
+        self.store.find_project(&reference, with_stats).await?.ok_or(Error::ProjectNotFound)
+    }
 }
 
 fn user_id<T>(request: &Request<T>) -> i64 {
     request.extensions().get::<Principal>().map(|p| p.user_id).unwrap_or_default()
 }
 
-fn project_message(project: StoredProject) -> Project {
-    Project {
-        id: project.id,
-        name: project.name,
-        description: project.description,
-        created_at_unix_nano: project.created_at_unix_nano,
+/// An id, or a name, exactly as sent: a name is never read as an id (issue 18.1).
+fn project_ref(selector: Option<ProjectSelector>) -> Result<ProjectRef, Error> {
+    let invalid = || Error::Invalid { field: "project", reason: "must be a positive id or a name" };
+    match selector.and_then(|s| s.by) {
+        Some(project_selector::By::Id(id)) if id > 0 => Ok(ProjectRef::Id(id)),
+        Some(project_selector::By::Name(name)) if !name.is_empty() => Ok(ProjectRef::Name(name)),
+        _ => Err(invalid()),
     }
 }
 
-/// A 32-character hex trace id, lower-cased.
-fn trace_id_filter(trace_id: &str) -> Result<Option<String>, Error> {
-    if trace_id.is_empty() {
-        return Ok(None);
+fn attribute_match(filter: AttributeFilter) -> Result<AttributeMatch, Error> {
+    if filter.key.is_empty() {
+        return Err(Error::Invalid { field: "attributes", reason: "a key must not be empty" });
     }
-    if trace_id.len() != 32 || !trace_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::Invalid { field: "trace_id", reason: "must be 32 hexadecimal characters" });
-    }
-    Ok(Some(trace_id.to_ascii_lowercase()))
+    let value = match filter.value {
+        Some(attribute_filter::Value::StringValue(s)) => AttributeValue::Text(s),
+        Some(attribute_filter::Value::IntValue(n)) => AttributeValue::Int(n),
+        Some(attribute_filter::Value::DoubleValue(f)) if f.is_finite() => AttributeValue::Real(f),
+        Some(attribute_filter::Value::BoolValue(b)) => AttributeValue::Bool(b),
+        _ => {
+            return Err(Error::Invalid {
+                field: "attributes",
+                reason: "a value must be a string, number or boolean",
+            });
+        }
+    };
+    Ok(AttributeMatch { key: filter.key, value })
 }
 
-fn time_bound(value: i64, field: &'static str) -> Result<Option<i64>, Error> {
+fn latency_bound(value: Option<i64>, field: &'static str) -> Result<Option<i64>, Error> {
     match value {
-        0 => Ok(None),
-        v if v < 0 => Err(Error::Invalid { field, reason: "must not be negative" }),
-        v => Ok(Some(v)),
+        Some(v) if v < 0 => Err(Error::Invalid { field, reason: "must not be negative" }),
+        other => Ok(other),
     }
 }
 
@@ -68,71 +97,94 @@ impl SpanQueryService for SpanQuery {
         request: Request<ListProjectsRequest>,
     ) -> Result<Response<ListProjectsResponse>, Status> {
         let request = request.into_inner();
-        let limit = page_limit(request.limit)?;
-        let after = decode_cursor(CursorKind::Projects, &request.cursor)?.unwrap_or(0);
-        let page = self.store.list_projects(after, limit).await?;
+        let filter = ProjectFilter {
+            max_id: max_id(request.max_id)?,
+            name_contains: Some(request.name_contains).filter(|n| !n.is_empty()),
+            limit: page_limit(request.limit)?,
+            with_stats: request.with_stats,
+        };
+        let page = self.store.list_projects(&filter).await?;
         Ok(Response::new(ListProjectsResponse {
-            projects: page.projects.into_iter().map(project_message).collect(),
-            next_cursor: page
-                .next_after_id
-                .map(|id| encode_cursor(CursorKind::Projects, id))
-                .unwrap_or_default(),
+            projects: page.projects.into_iter().map(messages::project).collect(),
+            next_max_id: page.next_max_id.unwrap_or_default(),
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(user_id = user_id(&request), project = %request.get_ref().project))]
+    #[tracing::instrument(skip_all, fields(user_id = user_id(&request)))]
+    async fn get_project(&self, request: Request<GetProjectRequest>) -> Result<Response<Project>, Status> {
+        let request = request.into_inner();
+        let project = self.project(request.project, request.with_stats).await?;
+        Ok(Response::new(messages::project(project)))
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = user_id(&request)))]
     async fn query_spans(
         &self,
         request: Request<QuerySpansRequest>,
     ) -> Result<Response<QuerySpansResponse>, Status> {
         let request = request.into_inner();
-        if request.project.trim().is_empty() {
-            return Err(Error::Invalid { field: "project", reason: "must not be empty" }.into());
-        }
-        let limit = page_limit(request.limit)?;
-        let before_id = decode_cursor(CursorKind::Spans, &request.cursor)?;
-        let filter_trace = trace_id_filter(&request.trace_id)?;
-        let start_min = time_bound(request.start_time_unix_nano, "start_time_unix_nano")?;
-        let start_max = time_bound(request.end_time_unix_nano, "end_time_unix_nano")?;
-        let project = self.store.find_project(request.project.trim()).await?.ok_or(Error::ProjectNotFound)?;
-        let filter = SpanFilter {
-            project_id: project.id,
-            start_time_min: start_min,
-            start_time_max: start_max,
-            trace_id: filter_trace,
-            before_id,
-            limit,
+        let parent = match request.parent {
+            None | Some(query_spans_request::Parent::RootsOnly(false)) => ParentFilter::Any,
+            Some(query_spans_request::Parent::RootsOnly(true)) => ParentFilter::Roots,
+            Some(query_spans_request::Parent::ParentSpanId(id)) => ParentFilter::Of(id),
         };
+        let mut filter = SpanFilter {
+            project_id: 0,
+            start_time_min: time_bound(request.start_time_unix_nano, "start_time_unix_nano")?,
+            start_time_max: time_bound(request.end_time_unix_nano, "end_time_unix_nano")?,
+            trace_ids: values(request.trace_ids, "trace_ids")?,
+            span_ids: values(request.span_ids, "span_ids")?,
+            parent,
+            names: values(request.names, "names")?,
+            span_kinds: known_values(request.span_kinds, &SPAN_KINDS, "span_kinds")?,
+            status_codes: known_values(request.status_codes, &STATUS_CODES, "status_codes")?,
+            attributes: request.attributes.into_iter().map(attribute_match).collect::<Result<_, _>>()?,
+            max_id: max_id(request.max_id)?,
+            limit: page_limit(request.limit)?,
+        };
+        let project = self.project(request.project, false).await?;
+        filter.project_id = project.id;
         let page = self.store.query_spans(&filter).await?;
-        let spans = page
-            .spans
-            .into_iter()
-            .map(|s| Span {
-                id: s.id,
-                trace_id: s.trace_id,
-                span_id: s.span_id,
-                parent_span_id: s.parent_span_id,
-                name: s.name,
-                kind: s.kind,
-                start_time_unix_nano: s.start_time_unix_nano,
-                end_time_unix_nano: s.end_time_unix_nano,
-                status_code: s.status_code,
-                status_message: s.status_message,
-                attributes_json: s.attributes_json,
-                events_json: s.events_json,
-                links_json: s.links_json,
-                resource_json: s.resource_json,
-                project: project.name.clone(),
-                ingested_by_user_id: s.ingested_by_user_id,
-                ingested_by_kind: s.ingested_by_kind,
-            })
-            .collect();
         Ok(Response::new(QuerySpansResponse {
-            spans,
-            next_cursor: page
-                .next_before_id
-                .map(|id| encode_cursor(CursorKind::Spans, id))
-                .unwrap_or_default(),
+            spans: page.spans.into_iter().map(|s| messages::span(s, &project.name)).collect(),
+            next_max_id: page.next_max_id.unwrap_or_default(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = user_id(&request)))]
+    async fn query_traces(
+        &self,
+        request: Request<QueryTracesRequest>,
+    ) -> Result<Response<QueryTracesResponse>, Status> {
+        let request = request.into_inner();
+        let sort = match WireSort::try_from(request.sort) {
+            Ok(WireSort::StartTime) => TraceSort::StartTime,
+            Ok(WireSort::Latency) => TraceSort::Latency,
+            Err(_) => return Err(Error::Invalid { field: "sort", reason: "is not a known order" }.into()),
+        };
+        let mut filter = TraceFilter {
+            project_id: 0,
+            start_time_min: time_bound(request.start_time_unix_nano, "start_time_unix_nano")?,
+            start_time_max: time_bound(request.end_time_unix_nano, "end_time_unix_nano")?,
+            sort,
+            ascending: request.ascending,
+            after: (request.after_id != 0).then_some((request.after_sort_value, request.after_id)),
+            has_error: request.has_error,
+            min_latency: latency_bound(request.min_latency_nano, "min_latency_nano")?,
+            max_latency: latency_bound(request.max_latency_nano, "max_latency_nano")?,
+            limit: page_limit(request.limit)?,
+            include_spans: request.include_spans,
+        };
+        let project = self.project(request.project, false).await?;
+        filter.project_id = project.id;
+        let page = self.store.query_traces(&filter).await?;
+        let (more, (next_after_sort_value, next_after_id)) =
+            (page.next_after.is_some(), page.next_after.unwrap_or_default());
+        Ok(Response::new(QueryTracesResponse {
+            traces: page.traces.into_iter().map(messages::trace).collect(),
+            more,
+            next_after_sort_value,
+            next_after_id,
         }))
     }
 }

@@ -4,7 +4,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod ops;
 pub mod password_reset;
-pub mod spans;
+pub mod read;
 pub mod traces;
 pub mod users;
 
