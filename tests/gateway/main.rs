@@ -8,6 +8,7 @@ mod browser;
 mod csrf;
 mod oauth2;
 mod password_reset;
+mod phoenix_clients;
 mod quickstart;
 mod rest;
 mod spans;
