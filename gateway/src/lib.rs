@@ -144,6 +144,9 @@ impl Gateway {
             .await
             .map_err(|e| Error::Startup(format!("cannot bind {}: {e}", config.listen)))?;
         let limits = config.connection_limits;
+        // Pages show the address actually bound (port 0 picks one).
+        let mut config = config;
+        config.listen = listener.local_addr().unwrap_or(config.listen);
         let state = AppState::new(config, verifier, identity, collector).map_err(Error::Startup)?;
         // One discovery attempt per identity provider (bounded); failures retry in the background.
         state.oauth2.start().await;

@@ -28,6 +28,22 @@ impl From<ApiError> for ReadError {
     }
 }
 
+impl ReadError {
+    /// One line for a page: the plain message, or the first validation failure.
+    pub fn summary(&self) -> String {
+        match self {
+            Self::Api(error) => error.public_message().to_owned(),
+            Self::Validation(detail) => detail
+                .first()
+                .map(|d| {
+                    let field = d["loc"].get(1).and_then(Value::as_str).unwrap_or("a field");
+                    format!("{field}: {}", d["msg"].as_str().unwrap_or("invalid"))
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
 impl IntoResponse for ReadError {
     fn into_response(self) -> Response {
         match self {
@@ -67,6 +83,21 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 }
 
 impl QueryParams {
+    /// The parameters of `query`, leaving out empty values (what an HTML form sends for a
+    /// field left blank).
+    pub fn from_form_query(query: &str) -> Self {
+        let pairs = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .collect();
+        Self { pairs, errors: Vec::new() }
+    }
+
+    /// Every (name, value) pair, in order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
+    }
+
     /// The last value of `name` (Starlette's rule for a single-valued parameter).
     pub fn one(&self, name: &str) -> Option<&str> {
         self.pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())

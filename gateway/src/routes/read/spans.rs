@@ -87,9 +87,9 @@ pub fn cursor_id(raw: &str) -> ReadResult<i64> {
         .ok_or_else(|| unprocessable("Invalid cursor"))
 }
 
-/// The filters of a span query, checked: FastAPI's JSON 422 for a badly typed parameter,
+/// The filters of a span query (`None`: a cursor no span can follow), checked: FastAPI's JSON 422 for a badly typed parameter,
 /// Phoenix's plain 422 for a bad value.
-fn span_request(
+pub fn span_request(
     params: &mut QueryParams,
     project: &ProjectIdentifier,
 ) -> ReadResult<Option<pb::QuerySpansRequest>> {
