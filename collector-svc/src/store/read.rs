@@ -283,10 +283,20 @@ fn push_attribute_at(sql: &mut Sql, backend: Backend, key: &str, nested: bool, v
                 AttributeValue::Int(_) | AttributeValue::Real(_) => {
                     sql.push(") = 'number' AND (");
                     at(sql);
-                    sql.push(" #>> '{}')::numeric = CAST(").arg(number(value)).push(" AS numeric)");
+                    // The number travels as text: PostgreSQL parses it as numeric exactly, where a
+                    // binary float parameter cast to numeric does not compare equal.
+                    sql.push(" #>> '{}')::numeric = CAST(").arg(number_text(value)).push(" AS numeric)");
                 }
             }
         }
+    }
+}
+
+fn number_text(value: &AttributeValue) -> Arg {
+    match value {
+        AttributeValue::Int(n) => Arg::Text(n.to_string()),
+        AttributeValue::Real(f) => Arg::Text(f.to_string()),
+        AttributeValue::Bool(_) | AttributeValue::Text(_) => Arg::Text("0".into()),
     }
 }
 
