@@ -282,14 +282,14 @@ async fn python_client_reads_every_filter() {
         r(name)["ok"].as_array().unwrap().iter().map(|t| t["trace_id"].as_str().unwrap().to_owned()).collect()
     };
     let (a, b) = (format!("{TRACE_A:032x}"), format!("{TRACE_B:032x}"));
-    assert_eq!(trace_ids("traces"), [b.clone(), a.clone()], "newest start first");
+    assert_eq!(trace_ids("traces"), [b.as_str(), a.as_str()], "newest start first");
     assert_eq!(r("traces")["ok"][1]["spans"], json!(["agent", "llm", "tool"]));
-    assert_eq!(trace_ids("errored"), [a.clone()]);
-    assert_eq!(trace_ids("clean"), [b.clone()]);
-    assert_eq!(trace_ids("slow"), [a.clone()]);
-    assert_eq!(trace_ids("fast"), [b.clone()]);
-    assert_eq!(trace_ids("by_latency"), [b.clone(), a.clone()]);
-    assert_eq!(trace_ids("paged"), [b]);
+    assert_eq!(trace_ids("errored"), [a.as_str()]);
+    assert_eq!(trace_ids("clean"), [b.as_str()]);
+    assert_eq!(trace_ids("slow"), [a.as_str()]);
+    assert_eq!(trace_ids("fast"), [b.as_str()]);
+    assert_eq!(trace_ids("by_latency"), [b.as_str(), a.as_str()]);
+    assert_eq!(trace_ids("paged"), [b.as_str()]);
 }
 
 #[tokio::test]
