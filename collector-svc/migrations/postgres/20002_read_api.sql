@@ -51,5 +51,7 @@ CREATE INDEX IF NOT EXISTS spans_project_id_parent ON spans (project_id, parent_
 CREATE INDEX IF NOT EXISTS spans_project_id_name ON spans (project_id, name, id);
 CREATE INDEX IF NOT EXISTS spans_project_id_span_kind ON spans (project_id, span_kind, id);
 CREATE INDEX IF NOT EXISTS spans_project_id_status ON spans (project_id, status_code, id);
-CREATE INDEX IF NOT EXISTS spans_project_id_start_time ON spans (project_id, start_time);
-CREATE INDEX IF NOT EXISTS spans_span_id ON spans (span_id);
+CREATE INDEX IF NOT EXISTS spans_project_id_trace_id ON spans (project_id, trace_id, id);
+CREATE INDEX IF NOT EXISTS spans_project_id_span_id ON spans (project_id, span_id, id);
+-- A time window is a range, not an order: the page's ids are sorted from this index alone.
+CREATE INDEX IF NOT EXISTS spans_project_id_start_time ON spans (project_id, start_time, id);

@@ -387,9 +387,11 @@ impl Store {
         Ok(ProjectStats { span_count, last_span_start_unix_nano: last })
     }
 
-    /// Spans of one project matching `filter`, newest first.
+    /// Spans of one project matching `filter`, newest first. The page's ids are found first
+    /// (from an index alone where the filters allow: a time window sorts ids, not whole rows),
+    /// then their rows are read.
     pub async fn query_spans(&self, filter: &SpanFilter) -> Result<SpanPage, Error> {
-        let mut sql = Sql::new(self.backend, SPAN_COLUMNS);
+        let mut sql = Sql::new(self.backend, "SELECT id FROM spans");
         sql.push(" WHERE project_id = ").arg(Arg::Int(filter.project_id));
         if let Some(t) = filter.start_time_min {
             sql.push(" AND start_time >= ").arg(Arg::Int(t));
@@ -426,9 +428,24 @@ impl Store {
         }
         sql.push(" ORDER BY id DESC LIMIT ").arg(Arg::Int(i64::from(filter.limit) + 1));
         let rows = sql.query().fetch_all(&self.pool).await.map_err(unavailable("query spans"))?;
+        let ids = rows.iter().map(|row| row.try_get::<i64, _>(0)).collect::<Result<Vec<_>, _>>();
+        let (ids, next_max_id) =
+            split_page(ids.map_err(unavailable("read span id"))?, filter.limit, |id| *id);
+        if ids.is_empty() {
+            return Ok(SpanPage { spans: Vec::new(), next_max_id });
+        }
+        let mut sql = Sql::new(self.backend, SPAN_COLUMNS);
+        sql.push(" WHERE id IN (");
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.arg(Arg::Int(*id));
+        }
+        sql.push(") ORDER BY id DESC");
+        let rows = sql.query().fetch_all(&self.pool).await.map_err(unavailable("read spans"))?;
         let spans =
             rows.iter().map(span_from).collect::<Result<Vec<_>, _>>().map_err(unavailable("read span"))?;
-        let (spans, next_max_id) = split_page(spans, filter.limit, |s| s.id);
         Ok(SpanPage { spans, next_max_id })
     }
 
