@@ -179,7 +179,6 @@ async fn propagation(a: &IdentityFixture, b: &IdentityFixture, label: &str) {
     );
 }
 
-#[tokio::main]
 /// Sign-in limits kept in memory (no Redis) under a flood of a million distinct emails and
 /// addresses: the latency of a reservation and the records held stay flat (bounded caches with
 /// expiry; the old maps were swept by `retain` under one lock once past 100,000 entries).
@@ -224,6 +223,7 @@ async fn limits_under_a_million_keys() {
     }
 }
 
+#[tokio::main]
 async fn main() {
     let database = if std::env::var("ASHGATE_TEST_DATABASE_URL").is_ok() { "PostgreSQL" } else { "SQLite" };
     println!("identity bench on {database}, {} s per load figure", RUN_FOR.as_secs());

@@ -2,29 +2,27 @@
 //! `ASHGATE_OTLP_HTTP_PORT`) that answers an export only after its spans are committed, says
 //! "retry later" instead of buffering without bound, and serves the stored spans back over gRPC.
 //!
-//! Path of an export: auth layer → decode (bounded concurrency, size-limited) → convert to rows
-//! → bounded queue (span permits, try-acquire) → writer (many exports per transaction,
-//! `ON CONFLICT DO NOTHING`) → commit → acknowledge.
+//! The modules follow an export, top to bottom:
+//! [`receive`] (OTLP/gRPC and OTLP/HTTP, auth, decode slots, body deadlines) →
+//! [`decode`] (protobuf or JSON to validated rows) →
+//! [`pipeline`] (admission, the bounded queue of span permits, the writer that commits many
+//! exports per transaction, `ON CONFLICT DO NOTHING`, and only then acknowledges) →
+//! [`store`] (SQLite or PostgreSQL) → [`query`] (the span read service).
+//! Around them: [`config`], [`auth`], [`error`], [`metrics`], and the wiring in `server`.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 #![warn(missing_docs)]
 
 pub mod auth;
 pub mod config;
-pub mod convert;
-pub mod cursor;
+pub mod decode;
 pub mod error;
-pub mod grpc;
-pub mod http;
-pub mod ingest;
-pub mod json_text;
 pub mod metrics;
-pub mod otlp_json;
-pub mod queue;
+pub mod pipeline;
+pub mod query;
+pub mod receive;
 mod server;
-pub mod span;
 pub mod store;
-mod writer;
 
 use std::process::ExitCode;
 

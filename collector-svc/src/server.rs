@@ -14,13 +14,13 @@ use tower::Layer as _;
 use crate::auth::{AuthLayer, CredentialVerifier};
 use crate::config::CollectorConfig;
 use crate::error::Error;
-use crate::grpc::{Named, OtlpTraceService, SpanQuery};
-use crate::http::{HttpState, router};
-use crate::ingest::Ingest;
 use crate::metrics::Metrics;
-use crate::queue::{IngestQueue, Job};
+use crate::pipeline::admission::Ingest;
+use crate::pipeline::queue::{IngestQueue, Job};
+use crate::pipeline::writer::Writer;
+use crate::query::SpanQuery;
+use crate::receive::{HttpState, Named, OtlpTraceService, router};
 use crate::store::{Backend, Store};
-use crate::writer::Writer;
 
 /// How often SQLite's WAL is checkpointed (see [`Store::checkpoint`]).
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);

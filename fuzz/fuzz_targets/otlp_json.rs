@@ -2,11 +2,11 @@
 //! rows. Errors are fine; panics, stack overflows and invalid JSON written back are not.
 #![no_main]
 
-use ashgate_collector::convert::{Sender, convert_export};
+use ashgate_collector::decode::convert::{Sender, convert_export};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(request) = ashgate_collector::otlp_json::decode_request(data) else { return };
+    let Ok(request) = ashgate_collector::decode::otlp_json::decode_request(data) else { return };
     let batch = convert_export(request, Some("fuzz"), Sender { user_id: 1, kind: "fuzz" });
     for row in &batch.rows {
         for json in [&row.attributes_json, &row.events_json, &row.links_json] {

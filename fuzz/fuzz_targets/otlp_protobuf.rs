@@ -3,7 +3,7 @@
 //! whatever the export held.
 #![no_main]
 
-use ashgate_collector::convert::{Sender, convert_export};
+use ashgate_collector::decode::convert::{Sender, convert_export};
 use libfuzzer_sys::fuzz_target;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;

@@ -80,8 +80,10 @@ pub fn router(state: AppState) -> Router {
             get(routes::api_keys::list_system).post(routes::api_keys::create_system),
         )
         .route("/v1/system/api_keys/{api_key_id}", axum::routing::delete(routes::api_keys::delete_system))
-        .route("/v1/projects", get(routes::spans::list_projects))
-        .route("/v1/projects/{project_identifier}/spans", get(routes::spans::list_spans))
+        .route("/v1/projects", get(routes::read::projects::list_projects))
+        .route("/v1/projects/{project_identifier}", get(routes::read::projects::get_project))
+        .route("/v1/projects/{project_identifier}/spans", get(routes::read::spans::list_spans))
+        .route("/v1/projects/{project_identifier}/traces", get(routes::read::traces::list_traces))
         .route("/v1/traces", post(routes::traces::forward))
         // Answers carry keys, users and spans: no browser or proxy may keep them.
         .layer(axum::middleware::from_fn(routes::auth::add_no_store));
@@ -89,7 +91,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))
         .route("/metrics", get(routes::ops::metrics))
-        .route("/openapi.json", get(routes::ops::openapi));
+        .route("/openapi.json", get(routes::ops::openapi))
+        .route("/arize_phoenix_version", get(routes::read::version::version));
     // Phoenix registers /auth/ldap/login only when LDAP is configured.
     let auth = if state.config.ldap_enabled {
         auth.merge(
@@ -120,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::enforce))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::check_host))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::headers))
+        .layer(axum::middleware::from_fn(routes::read::version::add_version_header))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &http::Request<_>| {
                 tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), user_id = tracing::field::Empty)
@@ -166,6 +170,9 @@ impl Gateway {
         collector: CollectorClient,
     ) -> Result<Self, Error> {
         let limits = config.connection_limits;
+        // Pages show the address actually bound (port 0 picks one).
+        let mut config = config;
+        config.listen = listener.local_addr().unwrap_or(config.listen);
         let state = AppState::new(config, verifier, identity, collector).map_err(Error::Startup)?;
         // One discovery attempt per identity provider (bounded); failures retry in the background.
         state.oauth2.start().await;

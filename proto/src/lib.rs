@@ -14,3 +14,15 @@ pub mod collector {
 
 /// Encoded `FileDescriptorSet` of every ashgate proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ashgate_descriptor.bin"));
+
+impl collector::ProjectSelector {
+    /// The project with this name (as a request field).
+    pub fn by_name(name: impl Into<String>) -> Option<Self> {
+        Some(Self { by: Some(collector::project_selector::By::Name(name.into())) })
+    }
+
+    /// The project with this row id (as a request field).
+    pub fn by_id(id: i64) -> Option<Self> {
+        Some(Self { by: Some(collector::project_selector::By::Id(id)) })
+    }
+}

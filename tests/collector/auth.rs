@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ashgate_proto::collector::span_query_service_client::SpanQueryServiceClient;
-use ashgate_proto::collector::{ListProjectsRequest, QuerySpansRequest};
+use ashgate_proto::collector::{ListProjectsRequest, ProjectSelector, QuerySpansRequest};
 use ashgate_proto::identity::{CreateApiKeyRequest, DeleteApiKeyRequest, Role};
 use ashgate_testkit::collector::CollectorFixture;
 use ashgate_testkit::collector::deps::ashgate_collector::WriterHold;
@@ -109,8 +109,10 @@ async fn keys_tokens_and_viewers() {
     let mut query = SpanQueryServiceClient::connect(collector.grpc_endpoint()).await.unwrap();
     let status = query.list_projects(ListProjectsRequest::default()).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
-    let request =
-        bearer(QuerySpansRequest { project: "auth".into(), limit: 1000, ..Default::default() }, &viewer);
+    let request = bearer(
+        QuerySpansRequest { project: ProjectSelector::by_name("auth"), limit: 1000, ..Default::default() },
+        &viewer,
+    );
     let stored = query.query_spans(request).await.unwrap().into_inner().spans;
     assert_eq!(stored.len(), 9);
     let senders: HashMap<_, _> = stored

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use ashgate_proto::collector::QuerySpansRequest;
 use ashgate_proto::collector::span_query_service_client::SpanQueryServiceClient;
+use ashgate_proto::collector::{ProjectSelector, QuerySpansRequest};
 use ashgate_testkit::collector::CollectorFixture;
 use ashgate_testkit::collector::deps::opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
@@ -64,7 +64,7 @@ pub fn project_resource(project: &str) -> Resource {
 
 async fn stored_in(collector: &CollectorFixture, project: &str) -> Vec<ashgate_proto::collector::Span> {
     let mut client = SpanQueryServiceClient::connect(collector.grpc_endpoint()).await.unwrap();
-    let request = QuerySpansRequest { project: project.into(), ..Default::default() };
+    let request = QuerySpansRequest { project: ProjectSelector::by_name(project), ..Default::default() };
     client.query_spans(request).await.unwrap().into_inner().spans
 }
 

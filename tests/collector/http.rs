@@ -2,8 +2,8 @@
 
 use std::io::Write as _;
 
-use ashgate_proto::collector::QuerySpansRequest;
 use ashgate_proto::collector::span_query_service_client::SpanQueryServiceClient;
+use ashgate_proto::collector::{ProjectSelector, QuerySpansRequest};
 use ashgate_testkit::collector::CollectorFixture;
 use ashgate_testkit::collector::deps::ashgate_collector::auth::CredentialVerifier;
 use ashgate_testkit::collector::deps::flate2::Compression;
@@ -68,7 +68,8 @@ async fn json_export_in_the_otlp_mapping() {
     assert_eq!(response.text().await.unwrap(), "{}");
 
     let mut client = SpanQueryServiceClient::connect(collector.grpc_endpoint()).await.unwrap();
-    let request = QuerySpansRequest { project: "json-project".into(), ..Default::default() };
+    let request =
+        QuerySpansRequest { project: ProjectSelector::by_name("json-project"), ..Default::default() };
     let spans = client.query_spans(request).await.unwrap().into_inner().spans;
     assert_eq!(spans.len(), 1);
     let stored = &spans[0];
@@ -124,13 +125,16 @@ async fn project_header_overrides_resource_attribute() {
 
     let mut client = SpanQueryServiceClient::connect(collector.grpc_endpoint()).await.unwrap();
     for (project, count, trace) in [("from-resource", 3, 5), ("from-header", 2, 6), ("default", 1, 7)] {
-        let request = QuerySpansRequest { project: project.into(), ..Default::default() };
+        let request = QuerySpansRequest { project: ProjectSelector::by_name(project), ..Default::default() };
         let spans = client.query_spans(request).await.unwrap().into_inner().spans;
         assert_eq!(spans.len(), count, "{project}");
         assert!(spans.iter().all(|s| s.trace_id == trace_hex(trace) && s.project == project));
     }
     let stored = &client
-        .query_spans(QuerySpansRequest { project: "from-resource".into(), ..Default::default() })
+        .query_spans(QuerySpansRequest {
+            project: ProjectSelector::by_name("from-resource"),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()

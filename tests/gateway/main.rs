@@ -9,6 +9,7 @@ mod csrf;
 mod ldap;
 mod oauth2;
 mod password_reset;
+mod phoenix_clients;
 mod quickstart;
 mod rest;
 mod spans;

@@ -25,6 +25,7 @@ mod internal_credentials;
 mod lockout;
 mod login_csrf;
 mod oauth2_linking;
+mod projects;
 mod rebinding;
 mod refresh;
 mod reset_links;

@@ -1,14 +1,16 @@
 //! Multi-row span inserts: a few fixed statement sizes (so each connection prepares them once)
 //! inside one transaction per writer batch, `ON CONFLICT DO NOTHING` so retried exports do not
-//! duplicate spans.
+//! duplicate spans. The rows actually stored come back (`RETURNING`), and their share of each
+//! trace is added to the `traces` table in the same transaction.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, Row as _};
 
 use super::{Backend, Store, unavailable};
-use crate::span::IngestBatch;
+use crate::decode::rows::IngestBatch;
 
 const COLUMNS: &[&str] = &[
     "project_id",
@@ -27,35 +29,61 @@ const COLUMNS: &[&str] = &[
     "resource",
     "ingested_by_user_id",
     "ingested_by_kind",
+    "span_kind",
+    "llm_token_count_prompt",
+    "llm_token_count_completion",
 ];
 
-/// Rows per statement, largest first; 512 × 16 parameters stays under SQLite's 32766.
+/// What each stored row contributes to its trace.
+const RETURNING: &str = " RETURNING project_id, trace_id, start_time, end_time, status_code, \
+                         llm_token_count_prompt, llm_token_count_completion";
+
+const TRACE_COLUMNS: &[&str] = &[
+    "project_id",
+    "trace_id",
+    "start_time",
+    "end_time",
+    "latency",
+    "span_count",
+    "error_count",
+    "token_count_prompt",
+    "token_count_completion",
+];
+
+/// Rows per statement, largest first; 512 × 19 parameters stays under SQLite's 32766.
 const CHUNK_SIZES: [usize; 5] = [512, 128, 32, 8, 1];
 
-/// The prepared INSERT text for each chunk size.
+/// The prepared INSERT texts for each chunk size.
 #[derive(Debug)]
 pub(super) struct InsertStatements {
-    by_size: Vec<(usize, Arc<str>)>,
+    spans: Vec<(usize, Arc<str>)>,
+    traces: Vec<(usize, Arc<str>)>,
 }
 
 impl InsertStatements {
     pub(super) fn new(backend: Backend) -> Self {
-        let by_size = CHUNK_SIZES.iter().map(|&rows| (rows, Arc::from(insert_sql(backend, rows)))).collect();
-        Self { by_size }
+        let spans = CHUNK_SIZES.iter().map(|&rows| (rows, Arc::from(insert_sql(backend, rows)))).collect();
+        let traces = CHUNK_SIZES.iter().map(|&rows| (rows, Arc::from(traces_sql(backend, rows)))).collect();
+        Self { spans, traces }
     }
 
-    /// The largest statement that fits in `remaining` rows.
+    /// The largest span statement that fits in `remaining` rows.
     fn pick(&self, remaining: usize) -> Option<(usize, Arc<str>)> {
-        self.by_size.iter().find(|(rows, _)| *rows <= remaining).cloned()
+        self.spans.iter().find(|(rows, _)| *rows <= remaining).cloned()
+    }
+
+    /// The largest trace statement that fits in `remaining` rows.
+    fn pick_traces(&self, remaining: usize) -> Option<(usize, Arc<str>)> {
+        self.traces.iter().find(|(rows, _)| *rows <= remaining).cloned()
     }
 }
 
-fn insert_sql(backend: Backend, rows: usize) -> String {
-    let mut sql = format!("INSERT INTO spans ({}) VALUES ", COLUMNS.join(", "));
+/// `(…), (…)` with `rows` rows of `columns` placeholders each.
+fn values(sql: &mut String, backend: Backend, rows: usize, columns: usize) {
     let mut n = 0;
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
-        for col in 0..COLUMNS.len() {
+        for col in 0..columns {
             if col > 0 {
                 sql.push_str(", ");
             }
@@ -69,8 +97,62 @@ fn insert_sql(backend: Backend, rows: usize) -> String {
         }
         sql.push(')');
     }
+}
+
+fn insert_sql(backend: Backend, rows: usize) -> String {
+    let mut sql = format!("INSERT INTO spans ({}) VALUES ", COLUMNS.join(", "));
+    values(&mut sql, backend, rows, COLUMNS.len());
     sql.push_str(" ON CONFLICT (trace_id, span_id) DO NOTHING");
+    sql.push_str(RETURNING);
     sql
+}
+
+/// Adds each row's share to its trace (times widen, counts add up).
+fn traces_sql(backend: Backend, rows: usize) -> String {
+    let mut sql = format!("INSERT INTO traces ({}) VALUES ", TRACE_COLUMNS.join(", "));
+    values(&mut sql, backend, rows, TRACE_COLUMNS.len());
+    let (least, greatest) = match backend {
+        Backend::Sqlite => ("MIN", "MAX"),
+        Backend::Postgres => ("LEAST", "GREATEST"),
+    };
+    let start = format!("{least}(traces.start_time, excluded.start_time)");
+    let end = format!("{greatest}(traces.end_time, excluded.end_time)");
+    let _ = write!(
+        sql,
+        " ON CONFLICT (project_id, trace_id) DO UPDATE SET start_time = {start}, end_time = {end}, \
+         latency = {end} - {start}, span_count = traces.span_count + excluded.span_count, \
+         error_count = traces.error_count + excluded.error_count, \
+         token_count_prompt = traces.token_count_prompt + excluded.token_count_prompt, \
+         token_count_completion = traces.token_count_completion + excluded.token_count_completion"
+    );
+    sql
+}
+
+/// One trace's share of a batch.
+#[derive(Debug, Default)]
+struct TraceShare {
+    start: i64,
+    end: i64,
+    spans: i64,
+    errors: i64,
+    prompt: i64,
+    completion: i64,
+}
+
+impl TraceShare {
+    fn add(&mut self, row: &sqlx::any::AnyRow) -> Result<(), sqlx::Error> {
+        let (start, end): (i64, i64) = (row.try_get(2)?, row.try_get(3)?);
+        if self.spans == 0 {
+            (self.start, self.end) = (start, end);
+        } else {
+            (self.start, self.end) = (self.start.min(start), self.end.max(end));
+        }
+        self.spans += 1;
+        self.errors += i64::from(row.try_get::<String, _>(4)? == "ERROR");
+        self.prompt += row.try_get::<i64, _>(5)?;
+        self.completion += row.try_get::<i64, _>(6)?;
+        Ok(())
+    }
 }
 
 /// One export's rows with its project ids resolved (same order as `batch.projects`).
@@ -96,6 +178,7 @@ impl Store {
         }
         let mut tx = self.pool.begin().await.map_err(unavailable("begin"))?;
         let mut inserted = 0;
+        let mut traces: BTreeMap<(i64, String), TraceShare> = BTreeMap::new();
         let mut rows = rows.into_iter();
         let mut remaining = total;
         while let Some((size, sql)) = self.insert.pick(remaining) {
@@ -118,12 +201,55 @@ impl Store {
                     .bind(row.links_json)
                     .bind(resources.get(row.resource).map(String::as_str).unwrap_or("{}"))
                     .bind(*user_id)
-                    .bind(*kind);
+                    .bind(*kind)
+                    .bind(row.span_kind)
+                    .bind(row.llm_token_count_prompt)
+                    .bind(row.llm_token_count_completion);
             }
-            inserted += query.execute(&mut *tx).await.map_err(unavailable("insert spans"))?.rows_affected();
+            let stored = query.fetch_all(&mut *tx).await.map_err(unavailable("insert spans"))?;
+            for row in &stored {
+                let key = (row.try_get::<i64, _>(0), row.try_get::<String, _>(1));
+                let (Ok(project), Ok(trace)) = key else { continue };
+                traces
+                    .entry((project, trace))
+                    .or_default()
+                    .add(row)
+                    .map_err(unavailable("read stored span"))?;
+            }
+            inserted += stored.len() as u64;
             remaining -= size;
         }
+        self.add_to_traces(&mut tx, traces).await?;
         tx.commit().await.map_err(unavailable("commit"))?;
         Ok(inserted)
+    }
+
+    /// Upserts the batch's share of each trace, in key order (so concurrent writers on
+    /// PostgreSQL lock trace rows in the same order and cannot deadlock).
+    async fn add_to_traces(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        traces: BTreeMap<(i64, String), TraceShare>,
+    ) -> Result<(), crate::error::Error> {
+        let mut remaining = traces.len();
+        let mut shares = traces.into_iter();
+        while let Some((size, sql)) = self.insert.pick_traces(remaining) {
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for ((project, trace), share) in shares.by_ref().take(size) {
+                query = query
+                    .bind(project)
+                    .bind(trace)
+                    .bind(share.start)
+                    .bind(share.end)
+                    .bind(share.end - share.start)
+                    .bind(share.spans)
+                    .bind(share.errors)
+                    .bind(share.prompt)
+                    .bind(share.completion);
+            }
+            query.execute(&mut **tx).await.map_err(unavailable("update traces"))?;
+            remaining -= size;
+        }
+        Ok(())
     }
 }

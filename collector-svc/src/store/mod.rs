@@ -1,7 +1,9 @@
 //! The span store: SQLite or PostgreSQL behind one sqlx `AnyPool`, chosen by URL scheme.
 
 mod insert;
-mod query;
+mod read;
+mod sql;
+mod traces;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,7 +13,11 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor as _};
 
 pub use insert::ResolvedBatch;
-pub use query::{ProjectPage, SpanFilter, SpanPage, StoredProject, StoredSpan};
+pub use read::{
+    AttributeMatch, AttributeValue, ParentFilter, ProjectFilter, ProjectPage, ProjectRef, ProjectStats,
+    SpanFilter, SpanPage, StoredProject, StoredSpan,
+};
+pub use traces::{StoredTrace, TraceFilter, TracePage, TraceSort, TraceSpanRow};
 
 use crate::config::DatabaseUrl;
 use crate::error::Error;

@@ -181,7 +181,7 @@ pub async fn submit(State(state): State<AppState>, client: ClientAddr, form: For
     }
     match sign_in(&state, email, password, client).await {
         Ok(pair) => {
-            let next = if pair.password_needs_reset { "/change-password" } else { "/settings" };
+            let next = if pair.password_needs_reset { "/change-password" } else { "/" };
             let mut response = see_other(&state, next);
             set_session_cookies(&state.config, &pair, response.headers_mut());
             response

@@ -1,9 +1,10 @@
-//! Server-rendered pages (askama): sign-in (password, LDAP, OAuth2), forced and voluntary password change, password
-//! recovery by email, settings.
+//! Server-rendered pages (askama): the home page (projects and their spans), sign-in (password,
+//! LDAP, OAuth2), forced and voluntary password change, password recovery by email, settings.
 //! No inline script (CSP `default-src 'self'`); one stylesheet and one small script for the
 //! copy button. Forms post back with a token derived from the access cookie, on top of the
 //! Origin/Referer check in [`crate::csrf`] and SameSite=Strict cookies.
 
+mod home;
 mod ldap;
 mod login;
 mod recovery;
@@ -14,7 +15,7 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, Request};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -30,7 +31,8 @@ pub use session::Session;
 /// Page routes (mounted under the root path by [`crate::router`]).
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(start))
+        .route("/", get(home::show))
+        .route("/projects/{id}", get(home::show_project))
         .route("/login", get(login::show).post(login::submit))
         .route("/login/ldap", post(ldap::submit))
         .route("/change-password", get(login::show_password).post(login::submit_password))
@@ -49,11 +51,6 @@ pub fn router() -> Router<AppState> {
         .route("/settings/users/{id}/password", post(settings::reset_password))
         .route("/static/app.css", get(stylesheet))
         .route("/static/app.js", get(script))
-}
-
-/// `GET /`: the settings page when signed in, else the sign-in page.
-async fn start(State(state): State<AppState>) -> Response {
-    see_other(&state, "/settings")
 }
 
 async fn stylesheet() -> Response {

@@ -5,7 +5,7 @@ pub mod auth;
 pub mod ldap;
 pub mod ops;
 pub mod password_reset;
-pub mod spans;
+pub mod read;
 pub mod traces;
 pub mod users;
 

@@ -5,6 +5,7 @@
 //! Needs Debian's `chromium` and `chromium-driver`; set `ASHGATE_SKIP_BROWSER_TESTS=1` to skip
 //! where they cannot be installed.
 
+mod home;
 mod ldap;
 mod recovery;
 mod webdriver;

@@ -44,7 +44,8 @@ async fn oauth2_sign_in_in_chromium() {
     browser.fill("#password", "alice-password").await;
     browser.click("#submit").await;
     // Back at the gateway, signed in.
-    browser.wait_for_path("/settings").await;
+    browser.wait_for_path("/").await;
+    browser.find("#projects").await;
     assert!(browser.source().await.contains("alice@example.com"));
     full_page(&browser, "09-signed-in-with-provider").await;
     let cookies = browser.cookies().await;
@@ -55,7 +56,8 @@ async fn oauth2_sign_in_in_chromium() {
     browser.click("#sign-out").await;
     browser.wait_for_path("/login").await;
     browser.click(button).await;
-    browser.wait_for_path("/settings").await;
+    browser.wait_for_path("/").await;
+    browser.find("#projects").await;
     // A failure lands on the sign-in page with a readable message.
     browser.click("#sign-out").await;
     browser.wait_for_path("/login").await;
@@ -96,7 +98,8 @@ async fn password_recovery_in_chromium() {
     browser.fill("#email", "dave@example.com").await;
     browser.fill("#password", "dave-new-password").await;
     browser.click("#sign-in").await;
-    browser.wait_for_path("/settings").await;
+    browser.wait_for_path("/").await;
+    browser.find("#projects").await;
 
     // The link is spent.
     browser.goto(&link).await;

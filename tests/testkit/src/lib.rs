@@ -26,3 +26,6 @@ pub mod smtp;
 
 /// Fault injection: a TCP proxy that takes a dependency down or makes it hang.
 pub mod faults;
+
+/// Phoenix's Python and TypeScript clients, run as child processes.
+pub mod phoenix_clients;

@@ -27,8 +27,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::deadline::DeadlineBody;
 use crate::auth::{AuthError, Principal};
 use crate::error::Error;
-use crate::ingest::Ingest;
 use crate::metrics::Metrics;
+use crate::pipeline::admission::Ingest;
 
 /// The one method of the service.
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";

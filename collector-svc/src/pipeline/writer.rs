@@ -8,7 +8,7 @@ use tokio::sync::{Mutex, mpsc, watch};
 
 use crate::config::WriterHold;
 use crate::metrics::Metrics;
-use crate::queue::Job;
+use crate::pipeline::queue::Job;
 use crate::store::{ResolvedBatch, Store};
 
 /// What a writer task needs.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, oneshot};
 
+use crate::decode::rows::IngestBatch;
 use crate::error::Error;
-use crate::span::IngestBatch;
 
 /// One export waiting for the writer.
 #[derive(Debug)]

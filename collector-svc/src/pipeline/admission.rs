@@ -7,10 +7,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::auth::Principal;
-use crate::convert::{Sender, convert_export, count_spans};
+use crate::decode::convert::{Sender, convert_export, count_spans};
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::queue::IngestQueue;
+use crate::pipeline::queue::IngestQueue;
 
 /// Exports larger than this are converted on the blocking pool, not on an async worker.
 const INLINE_CONVERT_SPANS: usize = 2_000;

@@ -1,7 +1,5 @@
 //! The OTLP/HTTP listener: `POST /v1/traces`, `GET /metrics`, `GET /healthz`, `GET /readyz`.
 
-mod body;
-
 use std::sync::Arc;
 
 use axum::Router;
@@ -16,11 +14,11 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message as _;
 
-pub use body::{Encoding, Format};
+use crate::decode::body::{self, Format};
 
 use crate::auth::CredentialVerifier;
 use crate::error::Error;
-use crate::ingest::{ExportOutcome, Ingest};
+use crate::pipeline::admission::{ExportOutcome, Ingest};
 use crate::store::Store;
 
 /// Header that names the project for every span of the request (Phoenix's override).
@@ -100,7 +98,8 @@ async fn export(state: &HttpState, headers: &HeaderMap, body: Body) -> Result<Ex
 fn success(format: Format, outcome: &ExportOutcome) -> Response {
     let body = match format {
         Format::Json => {
-            crate::otlp_json::encode_response(outcome.rejected_spans, outcome.message.as_deref()).into_bytes()
+            crate::decode::otlp_json::encode_response(outcome.rejected_spans, outcome.message.as_deref())
+                .into_bytes()
         }
         Format::Protobuf => ExportTraceServiceResponse {
             partial_success: outcome.message.clone().map(|error_message| ExportTracePartialSuccess {

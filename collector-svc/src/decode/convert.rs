@@ -8,13 +8,30 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 
-use crate::json_text::{push_hex, write_attributes, write_str};
-use crate::span::{IngestBatch, SpanRow};
+use crate::decode::json_text::{push_hex, write_attributes, write_str};
+use crate::decode::rows::{IngestBatch, SpanRow};
 
 /// Resource attribute that names the project (OpenInference).
 pub const PROJECT_ATTRIBUTE: &str = "openinference.project.name";
 /// Project of spans whose resource names none.
 pub const DEFAULT_PROJECT: &str = "default";
+/// Span attribute that names the OpenInference span kind.
+pub const SPAN_KIND_ATTRIBUTE: &str = "openinference.span.kind";
+/// OpenInference span kinds, as Phoenix's `SpanKind` enum names them.
+pub const SPAN_KINDS: [&str; 12] = [
+    "TOOL",
+    "CHAIN",
+    "LLM",
+    "PROMPT",
+    "RETRIEVER",
+    "EMBEDDING",
+    "AGENT",
+    "RERANKER",
+    "EVALUATOR",
+    "GUARDRAIL",
+    "DECISION",
+    "UNKNOWN",
+];
 
 /// Who sent an export, as stored with each span.
 #[derive(Debug, Clone, Copy)]
@@ -109,11 +126,15 @@ fn convert_span(span: Span, project: usize, resource: usize) -> Result<SpanRow, 
     };
     let mut attributes_json = String::with_capacity(64 * span.attributes.len() + 2);
     write_attributes(&mut attributes_json, &span.attributes);
+    let span_kind = span_kind(&span.attributes);
+    let tokens = |key: &str| if span_kind == "LLM" { token_count(&span.attributes, key) } else { 0 };
+    let (llm_token_count_prompt, llm_token_count_completion) =
+        (tokens("llm.token_count.prompt"), tokens("llm.token_count.completion"));
     Ok(SpanRow {
         project,
-        trace_id: crate::json_text::hex(&span.trace_id),
-        span_id: crate::json_text::hex(&span.span_id),
-        parent_span_id: crate::json_text::hex(&span.parent_span_id),
+        trace_id: crate::decode::json_text::hex(&span.trace_id),
+        span_id: crate::decode::json_text::hex(&span.span_id),
+        parent_span_id: crate::decode::json_text::hex(&span.parent_span_id),
         name: span.name,
         kind,
         start_time_unix_nano: start,
@@ -124,7 +145,30 @@ fn convert_span(span: Span, project: usize, resource: usize) -> Result<SpanRow, 
         events_json: events_json(&span.events),
         links_json: links_json(&span.links),
         resource,
+        span_kind,
+        llm_token_count_prompt,
+        llm_token_count_completion,
     })
+}
+
+fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+    attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref()?.value.as_ref())
+}
+
+/// Phoenix's `SpanKind(value)`: a known kind in any case, else `UNKNOWN`.
+fn span_kind(attributes: &[KeyValue]) -> &'static str {
+    let Some(Value::StringValue(kind)) = attribute(attributes, SPAN_KIND_ATTRIBUTE) else { return "UNKNOWN" };
+    SPAN_KINDS.iter().find(|known| known.eq_ignore_ascii_case(kind.trim())).copied().unwrap_or("UNKNOWN")
+}
+
+/// A token count as Phoenix reads it (`int(value)`); anything else counts 0.
+fn token_count(attributes: &[KeyValue], key: &str) -> i64 {
+    match attribute(attributes, key) {
+        Some(Value::IntValue(n)) => *n,
+        Some(Value::DoubleValue(d)) if d.is_finite() => *d as i64,
+        Some(Value::StringValue(s)) => s.trim().parse().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 fn events_json(events: &[opentelemetry_proto::tonic::trace::v1::span::Event]) -> String {
@@ -220,6 +264,33 @@ mod tests {
         assert_eq!(row.events_json, r#"[{"name":"e","time_unix_nano":15,"attributes":{}}]"#);
         assert_eq!(batch.resources[0], r#"{"openinference.project.name":"chat"}"#);
         assert_eq!(batch.ingested_by_user_id, 7);
+        assert_eq!((row.span_kind, row.llm_token_count_prompt), ("UNKNOWN", 0));
+    }
+
+    #[test]
+    fn span_kind_and_llm_token_counts() {
+        let mut llm = span(1, 2);
+        llm.attributes = vec![
+            string_kv(SPAN_KIND_ATTRIBUTE, "llm"),
+            KeyValue {
+                key: "llm.token_count.prompt".into(),
+                value: Some(AnyValue { value: Some(Value::IntValue(12)) }),
+                ..Default::default()
+            },
+            string_kv("llm.token_count.completion", "30"),
+        ];
+        let mut tool = span(1, 3);
+        tool.attributes =
+            vec![string_kv(SPAN_KIND_ATTRIBUTE, "TOOL"), string_kv("llm.token_count.prompt", "5")];
+        let mut odd = span(1, 4);
+        odd.attributes = vec![string_kv(SPAN_KIND_ATTRIBUTE, "wizard")];
+        let batch = convert_export(request(vec![], vec![llm, tool, odd]), None, SENDER);
+        let got: Vec<_> = batch
+            .rows
+            .iter()
+            .map(|r| (r.span_kind, r.llm_token_count_prompt, r.llm_token_count_completion))
+            .collect();
+        assert_eq!(got, [("LLM", 12, 30), ("TOOL", 0, 0), ("UNKNOWN", 0, 0)]);
     }
 
     #[test]

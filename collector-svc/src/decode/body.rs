@@ -117,7 +117,7 @@ fn decode_now(
     match format {
         Format::Protobuf => ExportTraceServiceRequest::decode(plain)
             .map_err(|e| Error::InvalidBody(format!("Invalid OTLP protobuf: {e}"))),
-        Format::Json => crate::otlp_json::decode_request(&plain),
+        Format::Json => crate::decode::otlp_json::decode_request(&plain),
     }
 }
 

@@ -31,6 +31,12 @@ pub struct SpanRow {
     pub links_json: String,
     /// Index into [`IngestBatch::resources`].
     pub resource: usize,
+    /// OpenInference kind (`openinference.span.kind`, upper case), `UNKNOWN` when absent.
+    pub span_kind: &'static str,
+    /// `llm.token_count.prompt` of an LLM span, else 0.
+    pub llm_token_count_prompt: i64,
+    /// `llm.token_count.completion` of an LLM span, else 0.
+    pub llm_token_count_completion: i64,
 }
 
 /// The spans of one export, with who sent them.

@@ -1,14 +1,17 @@
-//! The gRPC listener's services: OTLP `TraceService`, `SpanQueryService`, health.
+//! Receiving: where an export arrives. OTLP/gRPC `TraceService/Export` ([`grpc`]) and
+//! OTLP/HTTP `POST /v1/traces` ([`http`], which also serves `/metrics` and health) authenticate
+//! the caller, take a decode slot, read the body within its deadline and hand it to
+//! [`crate::decode`], then to [`crate::pipeline`].
 
 mod deadline;
-mod query;
-mod trace;
+pub mod grpc;
+pub mod http;
 
 use std::marker::PhantomData;
 use std::task::{Context, Poll};
 
-pub use query::SpanQuery;
-pub use trace::OtlpTraceService;
+pub use grpc::OtlpTraceService;
+pub use http::{HttpState, router};
 
 /// Gives a layered service the gRPC name of the service it wraps, so that services with
 /// different layers (viewers refused on export, allowed on queries) share one server.
