@@ -135,6 +135,7 @@ impl Collector {
         let grpc_server = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(20)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .layer(ingest.metrics.grpc.layer())
             .add_service(health_service)
             .add_service(Named::<_, OtlpTraceService>::new(trace))
             .add_service(Named::<_, SpanQueryServiceServer<SpanQuery>>::new(query))

@@ -42,7 +42,10 @@ async fn health_readiness_and_metrics() {
         .unwrap();
     assert_eq!(bad.status(), 415);
     let response = http.get(collector.http_url("/metrics")).send().await.unwrap();
-    assert_eq!(response.headers()["content-type"], "text/plain; version=0.0.4");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
     let metrics = response.text().await.unwrap();
     for line in [
         "ashgate_collector_accepted_exports_total 1",
@@ -52,6 +55,10 @@ async fn health_readiness_and_metrics() {
         "ashgate_collector_refused_exports_total{reason=\"unsupported_media_type\"} 1",
         "ashgate_collector_auth_cache_hits_total 0",
         "# TYPE ashgate_collector_queue_depth_spans gauge",
+        // Every call and request by what the server routed, with its real status.
+        "ashgate_collector_rpc_calls_total{method=\"/opentelemetry.proto.collector.trace.v1.TraceService/Export\",code=\"OK\"} 1",
+        "ashgate_collector_rpc_duration_seconds_count{method=\"/opentelemetry.proto.collector.trace.v1.TraceService/Export\"} 1",
+        "ashgate_collector_http_requests_total{route=\"/v1/traces\",method=\"POST\",status=\"415\"} 1",
     ] {
         assert!(metrics.lines().any(|l| l == line), "missing {line:?} in\n{metrics}");
     }

@@ -15,6 +15,7 @@ mod cli;
 mod ldap;
 mod limits;
 mod matrix;
+mod metrics;
 mod revocation;
 mod seeding;
 mod sessions;

@@ -9,6 +9,7 @@ mod error;
 pub mod http_server;
 pub mod incoming;
 mod layer;
+pub mod metrics;
 mod principal;
 pub mod process;
 pub mod secret;

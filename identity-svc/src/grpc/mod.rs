@@ -22,7 +22,7 @@ use tonic::transport::Server;
 use tonic::{Request, Status};
 
 use crate::identity::Identity;
-use crate::ops::{RpcMetrics, RpcMetricsLayer};
+use crate::ops::Metrics;
 use crate::principal::Principal;
 
 /// Metadata carrying the internal service credential (`ASHGATE_INTERNAL_TOKEN`).
@@ -41,7 +41,7 @@ pub const CLIENT_ADDR_METADATA: &str = "x-ashgate-client-addr";
 pub struct IdentityServer {
     identity: Arc<Identity>,
     listener: TcpListener,
-    metrics: Arc<RpcMetrics>,
+    metrics: Arc<Metrics>,
 }
 
 impl IdentityServer {
@@ -55,8 +55,8 @@ impl IdentityServer {
         self.listener.local_addr()
     }
 
-    /// The counters of the calls this server answers (for `/metrics`).
-    pub fn metrics(&self) -> Arc<RpcMetrics> {
+    /// What this replica's `/metrics` reports, the calls this server answers included.
+    pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
     }
 
@@ -103,7 +103,7 @@ impl IdentityServer {
             .http2_keepalive_timeout(Some(Duration::from_secs(5)))
             .max_concurrent_streams(Some(MAX_STREAMS))
             .concurrency_limit_per_connection(MAX_STREAMS as usize)
-            .layer(RpcMetricsLayer(self.metrics))
+            .layer(self.metrics.rpc.layer())
             .add_service(health_service)
             .add_optional_service(reflection)
             .add_service(
