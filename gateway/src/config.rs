@@ -167,6 +167,18 @@ impl GatewayConfig {
                     1_000_000,
                 )?)
                 .unwrap_or(10_000),
+                write_timeout: Duration::from_secs(env.u64_in(
+                    "ASHGATE_HTTP_WRITE_TIMEOUT_SECONDS",
+                    30,
+                    1,
+                    3_600,
+                )?),
+                max_connection_age: Duration::from_secs(env.u64_in(
+                    "ASHGATE_HTTP_MAX_CONNECTION_AGE_SECONDS",
+                    600,
+                    1,
+                    86_400,
+                )?),
             },
             allowed_hosts: env
                 .string("ASHGATE_ALLOWED_HOSTS")

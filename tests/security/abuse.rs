@@ -292,3 +292,81 @@ async fn collector_http_cuts_off_idle_and_half_sent_connections() {
     .await;
     assert_eq!(status_of(&answer), 200, "{answer}");
 }
+
+/// Issue 18.4: clients that pipeline requests for a large response and never read held every
+/// connection slot for ever (header and body deadlines do not cover a stalled write), and
+/// `/healthz` failed for everyone. A write that waits `ASHGATE_HTTP_WRITE_TIMEOUT_SECONDS` for
+/// the client ends its connection and frees the slot.
+#[tokio::test]
+async fn clients_that_stop_reading_are_cut_off_and_free_their_slots() {
+    let fixture = GatewayFixture::start_with(true, |env| {
+        env.with("ASHGATE_HTTP_HEADER_TIMEOUT_SECONDS", "30")
+            .with("ASHGATE_HTTP_MAX_CONNECTIONS", "20")
+            .with("ASHGATE_HTTP_WRITE_TIMEOUT_SECONDS", "2")
+    })
+    .await;
+    let request = b"GET /openapi.json HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(200);
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        let stream = TcpStream::connect(fixture.addr).await.unwrap();
+        // Written in the background: the server stops reading requests once its replies back up.
+        let request = request.clone();
+        let (mut reader, mut writer) = stream.into_split();
+        tokio::spawn(async move {
+            let _ = writer.write_all(&request).await;
+            std::future::pending::<()>().await;
+            drop(writer);
+        });
+        held.push(async move {
+            // Never reads until asked whether the server closed it.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let mut buf = vec![0u8; 64 * 1024];
+            tokio::time::timeout(Duration::from_secs(20), async {
+                loop {
+                    match tokio::io::AsyncReadExt::read(&mut reader, &mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                }
+            })
+            .await
+        });
+    }
+    // The slots free once the stalled writes pass their deadline.
+    let served = crate::support::eventually(Duration::from_secs(10), || async {
+        let answer = raw_exchange(
+            fixture.addr,
+            b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(1),
+        )
+        .await;
+        status_of(&answer) == 200
+    })
+    .await;
+    assert!(served, "stalled readers kept every slot");
+    // And each stalled connection was closed by the server (reading it now reaches its end).
+    for ended in futures::future::join_all(held).await {
+        assert!(ended.is_ok(), "a stalled connection was kept open");
+    }
+}
+
+/// A connection lives at most `ASHGATE_HTTP_MAX_CONNECTION_AGE_SECONDS`: after it, the server
+/// closes it between requests, well before the idle (header) deadline would.
+#[tokio::test]
+async fn connections_close_at_their_maximum_age() {
+    let fixture = GatewayFixture::start_with(true, |env| {
+        env.with("ASHGATE_HTTP_HEADER_TIMEOUT_SECONDS", "30")
+            .with("ASHGATE_HTTP_MAX_CONNECTION_AGE_SECONDS", "1")
+    })
+    .await;
+    let mut stream = TcpStream::connect(fixture.addr).await.unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 1024];
+    let n = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    assert!(closed_within(&mut stream, Duration::from_secs(5)).await.is_some(), "kept past its age");
+}
