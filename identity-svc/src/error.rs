@@ -1,6 +1,6 @@
-//! The identity domain's one error type, and its one mapping to gRPC.
-
-use tonic::{Code, Status};
+//! The identity domain's one error type, free of any transport: its mapping to gRPC statuses
+//! lives with the gRPC services (`grpc/status.rs`), its conversion from storage errors with the
+//! store (`store/mod.rs`).
 
 /// Everything an identity operation can fail with, in terms a caller can act on.
 #[derive(Debug, thiserror::Error)]
@@ -43,37 +43,6 @@ impl Error {
     /// Wraps an unexpected failure.
     pub fn internal(err: impl std::fmt::Display) -> Self {
         Self::Internal(err.to_string())
-    }
-}
-
-impl From<sqlx::Error> for Error {
-    fn from(err: sqlx::Error) -> Self {
-        match &err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                Self::Unavailable("Database unavailable".into())
-            }
-            _ => Self::Internal(err.to_string()),
-        }
-    }
-}
-
-impl From<Error> for Status {
-    fn from(err: Error) -> Self {
-        let (code, message) = match err {
-            Error::Unauthenticated(m) => (Code::Unauthenticated, m.to_owned()),
-            Error::Forbidden(m) => (Code::PermissionDenied, m),
-            Error::NotFound(m) => (Code::NotFound, m.to_owned()),
-            Error::Conflict(m) => (Code::AlreadyExists, m.to_owned()),
-            Error::Invalid(m) => (Code::InvalidArgument, m),
-            Error::Precondition(m) => (Code::FailedPrecondition, m),
-            Error::TooMany(m) => (Code::ResourceExhausted, m.to_owned()),
-            Error::Unavailable(m) => (Code::Unavailable, m),
-            Error::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
-                (Code::Internal, "Internal error".to_owned())
-            }
-        };
-        Status::new(code, message)
     }
 }
 

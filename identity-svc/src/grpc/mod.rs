@@ -5,6 +5,7 @@ mod api_keys;
 mod auth;
 mod convert;
 mod internal;
+mod status;
 mod users;
 
 use std::future::Future;

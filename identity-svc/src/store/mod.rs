@@ -19,6 +19,18 @@ pub use sessions::{AccessRow, RefreshRow, Renewal, ResetRow};
 
 use crate::error::{Error, Result};
 
+impl From<sqlx::Error> for Error {
+    /// A lost connection or an exhausted pool is worth retrying; anything else is a bug.
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                Self::Unavailable("Database unavailable".into())
+            }
+            _ => Self::Internal(err.to_string()),
+        }
+    }
+}
+
 /// Which database the pool talks to; some SQL differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
