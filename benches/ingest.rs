@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use ashgate_runtime::env::Env;
 use ashgate_testkit::collector::deps::ashgate_collector;
-use ashgate_testkit::collector::deps::ashgate_identity_client::env::Env;
 use ashgate_testkit::collector::deps::bytes::{BufMut as _, Bytes, BytesMut};
 use ashgate_testkit::collector::deps::opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,

@@ -1,14 +1,15 @@
 //! `ashgate`: the all-in-one binary (every service in one process on the embedded default),
 //! each service on its own, and operator commands.
 
+use std::convert::Infallible;
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use ashgate_identity::secret::Secret;
 use ashgate_identity::{Identity, IdentityConfig, IdentityServer};
-use ashgate_identity_client::env::Env;
-use ashgate_identity_client::process::{init_tracing, shutdown_signal};
+use ashgate_runtime::Shutdown;
+use ashgate_runtime::env::Env;
 use clap::{Parser, Subcommand};
 
 /// Authentication for an LLM-observability trace platform, compatible with Arize Phoenix.
@@ -52,48 +53,26 @@ enum UsersCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = Env::from_process();
-    let command = cli.command.unwrap_or(Command::Serve);
-    // These two own their runtime and their exit code.
-    match command {
-        Command::Collector => return ashgate_collector::run_process(&env),
-        Command::Gateway => return ashgate_gateway::run_process(&env),
-        _ => {}
-    }
-    init_tracing();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("ashgate: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            ashgate_runtime::run("ashgate", Ok::<_, Infallible>(()), |(), shutdown| async move {
+                serve_all(&env, shutdown).await
+            })
         }
-    };
-    let result = runtime.block_on(async {
-        match command {
-            Command::Serve => serve_all(&env).await,
-            Command::Identity => {
-                match IdentityConfig::from_env(&env).and_then(IdentityConfig::require_internal_token) {
-                    Ok(config) => ashgate_identity::run(config, shutdown_signal()).await,
-                    Err(e) => Err(anyhow::anyhow!(e)),
-                }
-            }
-            Command::Users { command: UsersCommand::ResetPassword { email, must_change } } => {
+        Command::Identity => ashgate_identity::run_process(&env),
+        Command::Collector => ashgate_collector::run_process(&env),
+        Command::Gateway => ashgate_gateway::run_process(&env),
+        Command::Users { command: UsersCommand::ResetPassword { email, must_change } } => {
+            ashgate_runtime::run("ashgate", Ok::<_, Infallible>(()), |(), _| async move {
                 reset_password(&env, &email, must_change).await
-            }
-            Command::Collector | Command::Gateway => Ok(()),
-        }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ashgate: {e:#}");
-            ExitCode::FAILURE
+            })
         }
     }
 }
 
 /// Every service in one process on the embedded default: identity-svc, collector-svc and the
 /// gateway, each on its own port, wired to each other over loopback gRPC as in a fleet.
-async fn serve_all(env: &Env) -> anyhow::Result<()> {
+async fn serve_all(env: &Env, shutdown: Shutdown) -> anyhow::Result<()> {
     let mut identity_config = IdentityConfig::from_env(env)?;
     let internal_token = match &identity_config.internal_token {
         Some(token) => token.expose().to_owned(),
@@ -159,7 +138,7 @@ async fn serve_all(env: &Env) -> anyhow::Result<()> {
     let identity_task = tokio::spawn(identity_server.serve(until_stopped(&stop)));
     let collector_task = tokio::spawn(collector.run(until_stopped(&stop)));
     let gateway_task = tokio::spawn(gateway.serve(until_stopped(&stop)));
-    shutdown_signal().await;
+    shutdown.await;
     let _ = stop.send(());
     // The gateway and the collector depend on identity-svc: stop them first.
     gateway_task.await??;

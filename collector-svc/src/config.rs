@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ashgate_identity_client::env::{ConfigError, Env};
+use ashgate_runtime::env::{ConfigError, Env};
 use tokio::sync::watch;
 
 use crate::auth::VerifierConfig;

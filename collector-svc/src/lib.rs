@@ -23,7 +23,7 @@ pub mod store;
 
 use std::process::ExitCode;
 
-use ashgate_identity_client::env::Env;
+use ashgate_runtime::env::Env;
 
 pub use config::{CollectorConfig, DatabaseUrl, WriterHold};
 pub use error::Error;
@@ -45,35 +45,13 @@ pub fn run_process(env: &Env) -> ExitCode {
     if env.string("MALLOC_ARENA_MAX").is_none() {
         limit_malloc_arenas();
     }
-    ashgate_identity_client::process::init_tracing();
-    let config = match CollectorConfig::from_env(env) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("collector-svc: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("collector-svc: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
+    ashgate_runtime::run("collector-svc", CollectorConfig::from_env(env), |config, shutdown| async move {
         let verifier = verifier_for(&config)?;
         let collector = Collector::bind(config, verifier).await?;
         // Machine-readable line for supervisors and tests that start us on port 0.
         println!("collector-svc listening grpc={} http={}", collector.grpc_addr(), collector.http_addr());
-        collector.run(ashgate_identity_client::process::shutdown_signal()).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("collector-svc: {error}");
-            ExitCode::FAILURE
-        }
-    }
+        collector.run(shutdown).await
+    })
 }
 
 /// glibc gives threads their own malloc arenas (up to 8 per core) and keeps freed memory in

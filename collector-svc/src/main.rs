@@ -2,5 +2,5 @@
 //! `CollectorConfig`); a bad value stops start-up with one line naming the variable.
 
 fn main() -> std::process::ExitCode {
-    ashgate_collector::run_process(&ashgate_identity_client::env::Env::from_process())
+    ashgate_collector::run_process(&ashgate_runtime::env::Env::from_process())
 }

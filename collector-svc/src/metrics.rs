@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use ashgate_identity_client::metrics::{self, GrpcMetrics, HttpMetrics, Registry};
+use ashgate_runtime::metrics::{self, GrpcMetrics, HttpMetrics, Registry};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

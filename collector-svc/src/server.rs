@@ -140,15 +140,15 @@ impl Collector {
             .add_service(Named::<_, OtlpTraceService>::new(trace))
             .add_service(Named::<_, SpanQueryServiceServer<SpanQuery>>::new(query))
             .serve_with_incoming_shutdown(
-                ashgate_identity_client::incoming::capped(grpc, config.max_connections),
+                ashgate_runtime::incoming::capped(grpc, config.max_connections),
                 wait(signalled.clone()),
             );
         // Not `axum::serve`: it runs hyper without a timer, so idle and half-sent connections
         // (slowloris) would live for ever.
-        let http_server = ashgate_identity_client::http_server::serve(
+        let http_server = ashgate_runtime::http_server::serve(
             http,
             router(HttpState { verifier, ingest: ingest.clone(), store: store.clone() }),
-            ashgate_identity_client::http_server::ConnectionLimits::default(),
+            ashgate_runtime::http_server::ConnectionLimits::default(),
             wait(signalled),
         );
         tracing::info!(grpc = ?grpc_addr, http = ?http_addr, "collector-svc serving");

@@ -7,7 +7,7 @@
 //! cannot change the filter it is put in.
 #![no_main]
 
-use ashgate_identity_client::env::Env;
+use ashgate_runtime::env::Env;
 use libfuzzer_sys::fuzz_target;
 
 /// Variables the fuzzer sets; each input line is `<selector byte><value>`.

@@ -11,7 +11,7 @@ use ashgate_gateway::oauth2::config::ProviderConfig;
 use ashgate_gateway::routes::Page;
 use ashgate_gateway::routes::api_keys::CreateApiKeyBody;
 use ashgate_gateway::routes::users::CreateUserBody;
-use ashgate_identity_client::env::Env;
+use ashgate_runtime::env::Env;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

@@ -6,8 +6,8 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use ashgate_identity_client::VerifierConfig;
-use ashgate_identity_client::env::{ConfigError, Env};
-pub use ashgate_identity_client::secret::Secret;
+use ashgate_runtime::env::{ConfigError, Env};
+pub use ashgate_runtime::secret::Secret;
 
 /// Phoenix's rule: without password sign-in there must be another way in (as identity-svc says).
 pub const BASIC_AUTH_NEEDS_ANOTHER_WAY: &str = "is set, but no alternative authentication method is configured: configure OAuth2 (PHOENIX_OAUTH2_<IDP>_CLIENT_ID) or LDAP (PHOENIX_LDAP_HOST)";
@@ -44,7 +44,7 @@ pub struct GatewayConfig {
     /// client addresses), which collectors do not hold.
     pub gateway_token: Option<Secret>,
     /// `ASHGATE_TLS_*`: how to reach `https://` identity URLs (CA, client certificate).
-    pub identity_tls: ashgate_identity_client::tls::ClientTls,
+    pub identity_tls: ashgate_runtime::tls::ClientTls,
     /// `ASHGATE_COLLECTOR_GRPC_URLS`: the span read path.
     pub collector_grpc_urls: Vec<String>,
     /// `ASHGATE_COLLECTOR_HTTP_URLS`: where `POST /v1/traces` is forwarded, tried in order.

@@ -76,7 +76,7 @@ pub fn clear_all(config: &GatewayConfig, headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ashgate_identity_client::env::Env;
+    use ashgate_runtime::env::Env;
 
     #[test]
     fn reads_cookies_leniently() {

@@ -20,7 +20,7 @@ pub mod rate_limit;
 pub mod routes;
 pub mod security;
 /// The HTTP server loop (header deadline, connection cap), shared with collector-svc.
-pub use ashgate_identity_client::http_server as serve;
+pub use ashgate_runtime::http_server as serve;
 pub mod state;
 pub mod timestamp;
 pub mod upstream;
@@ -30,7 +30,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use ashgate_identity_client::CredentialVerifier;
-use ashgate_identity_client::env::Env;
+use ashgate_runtime::env::Env;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -122,7 +122,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(security::headers))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.http.clone(),
-            ashgate_identity_client::metrics::HttpMetrics::middleware,
+            ashgate_runtime::metrics::HttpMetrics::middleware,
         ))
         .layer(axum::middleware::from_fn(routes::read::version::add_version_header))
         .layer(
@@ -215,33 +215,11 @@ impl Gateway {
 
 /// The whole `gateway` process: read the environment, serve until SIGINT or SIGTERM.
 pub fn run_process(env: &Env) -> ExitCode {
-    ashgate_identity_client::process::init_tracing();
-    let config = match GatewayConfig::from_env(env) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("gateway: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("gateway: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
+    ashgate_runtime::run("gateway", GatewayConfig::from_env(env), |config, shutdown| async move {
         let gateway = Gateway::connect(config).await?;
         let addr = gateway.local_addr()?;
         tracing::info!(%addr, "gateway listening");
         println!("gateway listening http={addr}");
-        gateway.serve(ashgate_identity_client::process::shutdown_signal()).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("gateway: {error}");
-            ExitCode::FAILURE
-        }
-    }
+        gateway.serve(shutdown).await
+    })
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use ashgate_identity_client::CacheStats;
-use ashgate_identity_client::metrics::{self, HttpMetrics, Registry};
+use ashgate_runtime::metrics::{self, HttpMetrics, Registry};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

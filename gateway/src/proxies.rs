@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use ashgate_identity_client::env::{ConfigError, Env};
+use ashgate_runtime::env::{ConfigError, Env};
 use http::HeaderMap;
 
 /// An IP network (`10.0.0.0/8`, `2001:db8::/32`, or one address).

@@ -5,12 +5,12 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use ashgate_identity_client::INTERNAL_TOKEN_METADATA;
-use ashgate_identity_client::tls::ClientTls;
 use ashgate_proto::collector::span_query_service_client::SpanQueryServiceClient;
 use ashgate_proto::identity::api_key_service_client::ApiKeyServiceClient;
 use ashgate_proto::identity::auth_service_client::AuthServiceClient;
 use ashgate_proto::identity::internal_service_client::InternalServiceClient;
 use ashgate_proto::identity::user_service_client::UserServiceClient;
+use ashgate_runtime::tls::ClientTls;
 use tonic::Request;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
@@ -150,7 +150,7 @@ pub fn lazy_channel(urls: &[String], tls: &ClientTls) -> Result<Channel, String>
     let endpoints = urls
         .iter()
         .map(|url| {
-            ashgate_identity_client::tls::endpoint(url, tls).map(|e| {
+            ashgate_runtime::tls::endpoint(url, tls).map(|e| {
                 e.connect_timeout(Duration::from_secs(2))
                     .tcp_nodelay(true)
                     .http2_keep_alive_interval(Duration::from_secs(10))

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ashgate_identity_client::env::{ConfigError, Env};
+use ashgate_runtime::env::{ConfigError, Env};
 
 use crate::secret::Secret;
 
@@ -69,7 +69,7 @@ pub struct IdentityConfig {
     /// Password hashes computed at once (`ASHGATE_PASSWORD_HASH_CONCURRENCY`, default: cores).
     pub password_hash_concurrency: usize,
     /// `ASHGATE_IDENTITY_TLS_*`: serve gRPC over TLS, optionally requiring client certificates.
-    pub tls: Option<ashgate_identity_client::tls::ServerTls>,
+    pub tls: Option<ashgate_runtime::tls::ServerTls>,
     /// `PHOENIX_SMTP_*`: password-reset mail; `None` when not configured.
     pub smtp: Option<crate::mailer::SmtpConfig>,
     /// `PHOENIX_LDAP_*`: sign-in against a directory; `None` unless `PHOENIX_LDAP_HOST` is set.
@@ -233,7 +233,7 @@ impl IdentityConfig {
                 .unwrap_or(cores),
             smtp,
             root_url,
-            tls: ashgate_identity_client::tls::ServerTls::from_env(env)?,
+            tls: ashgate_runtime::tls::ServerTls::from_env(env)?,
             ldap,
             oauth2_configured: oauth2_configured(env),
         })

@@ -20,7 +20,7 @@ pub mod principal;
 pub mod revocation;
 mod revocation_log;
 /// Secrets (shared with the other services through the client crate).
-pub use ashgate_identity_client::secret;
+pub use ashgate_runtime::secret;
 mod seed;
 pub mod session;
 pub mod store;
@@ -31,6 +31,14 @@ pub mod verify;
 pub use config::IdentityConfig;
 pub use grpc::IdentityServer;
 pub use identity::Identity;
+
+/// The whole identity-svc process (the `identity-svc` binary and `ashgate identity`): read the
+/// environment (an identity-svc of its own needs the internal token), serve until SIGINT or
+/// SIGTERM.
+pub fn run_process(env: &ashgate_runtime::env::Env) -> std::process::ExitCode {
+    let config = IdentityConfig::from_env(env).and_then(IdentityConfig::require_internal_token);
+    ashgate_runtime::run("identity-svc", config, run)
+}
 
 /// Starts identity-svc with `config`: gRPC on `config.listen`, `/healthz`, `/readyz` and
 /// `/metrics` on `config.ops_listen`; serves until `shutdown` completes, then stops taking

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ashgate_identity_client::metrics::{self, GrpcMetrics, Registry};
+use ashgate_runtime::metrics::{self, GrpcMetrics, Registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
@@ -83,7 +83,7 @@ impl Metrics {
         self.uptime_seconds.set(i64::try_from(uptime.as_secs()).unwrap_or(i64::MAX));
         // The epoch only grows; the counter mirrors it.
         self.revocations.inner().store(revocations, Ordering::Relaxed);
-        ashgate_identity_client::metrics::render(&self.registry)
+        ashgate_runtime::metrics::render(&self.registry)
     }
 }
 
@@ -150,10 +150,10 @@ impl OpsServer {
             .with_state(self.state);
         // Not `axum::serve`: it runs hyper without a timer, so idle and half-sent connections
         // (slowloris) would live for ever.
-        ashgate_identity_client::http_server::serve(
+        ashgate_runtime::http_server::serve(
             self.listener,
             app,
-            ashgate_identity_client::http_server::ConnectionLimits::default(),
+            ashgate_runtime::http_server::ConnectionLimits::default(),
             shutdown,
         )
         .await

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ashgate_testkit::collector::deps::ashgate_collector;
-use ashgate_testkit::collector::deps::ashgate_identity_client::env::Env;
+use ashgate_runtime::env::Env;
 use ashgate_testkit::collector::deps::opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use ashgate_testkit::collector::deps::sqlx;
 use ashgate_testkit::collector::{CollectorProcess, TestDatabase, free_port};

@@ -1,7 +1,7 @@
 //! `POST /auth/ldap/login`, the LDAP form of the sign-in page and LDAP users in the REST routes
 //! and settings, against a real directory (`slapd` from the testkit).
 
-use ashgate_identity_client::env::Env;
+use ashgate_runtime::env::Env;
 use ashgate_testkit::gateway::GatewayFixture;
 use ashgate_testkit::gateway::deps::reqwest;
 use ashgate_testkit::ldap::{Slapd, Tls};

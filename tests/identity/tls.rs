@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use ashgate_identity_client::tls::{ClientTls, endpoint};
 use ashgate_identity_client::{AuthError, CredentialKind, CredentialVerifier, VerifierConfig};
 use ashgate_proto::identity as pb;
 use ashgate_proto::identity::api_key_service_client::ApiKeyServiceClient;
+use ashgate_runtime::tls::{ClientTls, endpoint};
 use ashgate_testkit::identity::{ADMIN_SECRET, IdentityFixture, bearer};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 

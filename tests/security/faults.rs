@@ -9,8 +9,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ashgate_identity_client::env::Env;
 use ashgate_proto::identity as pb;
+use ashgate_runtime::env::Env;
 use ashgate_testkit::collector::CollectorFixture;
 use ashgate_testkit::collector::deps::ashgate_collector::DatabaseUrl;
 use ashgate_testkit::collector::deps::sqlx::{self, Connection as _, Executor as _};

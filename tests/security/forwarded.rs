@@ -6,8 +6,8 @@
 //! right as `ASHGATE_TRUSTED_PROXY_HOPS` says, and the old switch is refused at start-up.
 
 use ashgate_gateway::GatewayConfig;
-use ashgate_identity_client::env::Env;
 use ashgate_proto::identity as pb;
+use ashgate_runtime::env::Env;
 use ashgate_testkit::gateway::GatewayFixture;
 use serde_json::json;
 

@@ -38,7 +38,7 @@ async fn attempt(fx: &IdentityFixture, email: &str, addr: &str, password: &str) 
 #[tokio::test]
 async fn lockout_holds_across_two_replicas_sharing_redis() {
     let redis = redis_url();
-    let configure = |env: ashgate_identity_client::env::Env| {
+    let configure = |env: ashgate_runtime::env::Env| {
         env.with("ASHGATE_REDIS_URL", redis.clone())
             .with("PHOENIX_BRUTE_FORCE_LOGIN_PROTECTION_MAX_ATTEMPTS", "3")
     };

@@ -4,8 +4,8 @@
 //! and without `PHOENIX_ROOT_URL`, and builds every link from it, scheme and sub-path kept.
 
 use ashgate_identity::IdentityConfig;
-use ashgate_identity_client::env::Env;
 use ashgate_proto::identity as pb;
+use ashgate_runtime::env::Env;
 use ashgate_testkit::gateway::GatewayFixture;
 use ashgate_testkit::smtp::SmtpServer;
 use serde_json::json;

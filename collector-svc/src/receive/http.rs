@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ashgate_identity_client::metrics::HttpMetrics;
+use ashgate_runtime::metrics::HttpMetrics;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
@@ -120,7 +120,7 @@ fn success(format: Format, outcome: &ExportOutcome) -> Response {
 async fn metrics(State(state): State<HttpState>) -> Response {
     let queue = &state.ingest.queue;
     let text = state.ingest.metrics.render(queue.depth(), queue.capacity(), state.verifier.stats());
-    ([(CONTENT_TYPE, ashgate_identity_client::metrics::CONTENT_TYPE)], text).into_response()
+    ([(CONTENT_TYPE, ashgate_runtime::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 async fn readyz(State(state): State<HttpState>) -> Response {

@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use ashgate_identity_client::env::ConfigError;
 use ashgate_proto::identity::Role;
+use ashgate_runtime::env::ConfigError;
 use serde_json::Value;
 
 use crate::oauth2::config::{GroupRule, RoleRule};

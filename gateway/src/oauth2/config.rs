@@ -4,8 +4,8 @@
 
 use std::fmt;
 
-use ashgate_identity_client::env::{ConfigError, Env};
 use ashgate_proto::identity::Role;
+use ashgate_runtime::env::{ConfigError, Env};
 
 use crate::config::Secret;
 use crate::oauth2::attribute::AttributePath;

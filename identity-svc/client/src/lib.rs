@@ -1,19 +1,13 @@
-//! What other ashgate services share with identity-svc: Phoenix-style configuration parsing,
-//! logging and signals, and credential verification with a revocation-evicted cache (a tower
-//! [`AuthLayer`] for tonic servers, [`CredentialVerifier::verify_headers`] for axum).
+//! What a client of identity-svc needs: credential verification with a revocation-evicted cache
+//! (a tower [`AuthLayer`] for tonic servers, [`CredentialVerifier::verify_headers`] for axum),
+//! the principal it yields, bearer parsing and client-address keys. What every service runs on
+//! (configuration, secrets, TLS, the server loops, metrics) is `ashgate-runtime`.
 
 pub mod address;
 pub mod bearer;
-pub mod env;
 mod error;
-pub mod http_server;
-pub mod incoming;
 mod layer;
-pub mod metrics;
 mod principal;
-pub mod process;
-pub mod secret;
-pub mod tls;
 mod verifier;
 
 pub use error::{AuthError, ClientError};

@@ -27,9 +27,9 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request};
 
 use crate::bearer::parse_bearer;
-use crate::env::{ConfigError, Env};
 use crate::error::{AuthError, ClientError};
 use crate::principal::Principal;
+use ashgate_runtime::env::{ConfigError, Env};
 
 /// How a verifier reaches identity-svc and how long it may trust an answer.
 #[derive(Clone)]
@@ -45,7 +45,7 @@ pub struct VerifierConfig {
     /// Entries kept at most.
     pub cache_capacity: u64,
     /// For `https://` identity URLs: the CA to trust and this service's client certificate.
-    pub tls: crate::tls::ClientTls,
+    pub tls: ashgate_runtime::tls::ClientTls,
 }
 
 impl std::fmt::Debug for VerifierConfig {
@@ -88,7 +88,7 @@ impl VerifierConfig {
             max_cache_ttl: Duration::from_secs(env.u64_in("ASHGATE_VERIFY_CACHE_SECONDS", 60, 0, 3_600)?),
             negative_cache_ttl: Duration::from_secs(2),
             cache_capacity: 100_000,
-            tls: crate::tls::ClientTls::from_env(env)?,
+            tls: ashgate_runtime::tls::ClientTls::from_env(env)?,
         })
     }
 }
@@ -159,7 +159,7 @@ impl CredentialVerifier {
             .identity_urls
             .iter()
             .map(|url| {
-                crate::tls::endpoint(url, &config.tls).map(|e| {
+                ashgate_runtime::tls::endpoint(url, &config.tls).map(|e| {
                     e.connect_timeout(Duration::from_secs(1))
                         .timeout(Duration::from_secs(3))
                         .tcp_nodelay(true)

@@ -79,8 +79,7 @@ impl IdentityServer {
                 e
             })
             .ok();
-        let incoming =
-            ashgate_identity_client::incoming::capped(self.listener, identity.config().max_connections);
+        let incoming = ashgate_runtime::incoming::capped(self.listener, identity.config().max_connections);
         // Revocation streams never end by themselves; graceful shutdown waits for every open
         // call, so they must be told to end when shutdown begins.
         let (closing_tx, closing) = tokio::sync::watch::channel(false);

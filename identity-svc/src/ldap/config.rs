@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ashgate_identity_client::env::{ConfigError, Env};
+use ashgate_runtime::env::{ConfigError, Env};
 use serde_json::Value;
 
 use super::dn::{canonical_dn, fill_filter, is_valid_dn};

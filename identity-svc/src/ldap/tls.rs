@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use ashgate_identity_client::env::{ConfigError, Env};
+use ashgate_runtime::env::{ConfigError, Env};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::pem::PemObject;

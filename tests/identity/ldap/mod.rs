@@ -6,8 +6,8 @@
 mod accounts;
 mod connections;
 
-use ashgate_identity_client::env::Env;
 use ashgate_proto::identity as pb;
+use ashgate_runtime::env::Env;
 use ashgate_testkit::identity::{IdentityFixture, bearer};
 use ashgate_testkit::ldap::{Slapd, Tls};
 use tonic::Code;

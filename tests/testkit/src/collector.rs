@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail};
 use ashgate_collector::auth::{CredentialVerifier, VerifierConfig};
 use ashgate_collector::store::Store;
 use ashgate_collector::{Collector, CollectorConfig, DatabaseUrl};
-use ashgate_identity_client::env::Env;
+use ashgate_runtime::env::Env;
 use rand::Rng as _;
 use sqlx::{Connection as _, Executor as _};
 use tokio::sync::oneshot;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ashgate_gateway::{Gateway, GatewayConfig};
 use ashgate_identity_client::VerifierConfig;
-use ashgate_identity_client::env::Env;
+use ashgate_runtime::env::Env;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 

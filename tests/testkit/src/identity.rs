@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ashgate_identity::{Identity, IdentityConfig, IdentityServer};
-use ashgate_identity_client::env::Env;
 use ashgate_proto::identity as pb;
 use ashgate_proto::identity::api_key_service_client::ApiKeyServiceClient;
 use ashgate_proto::identity::auth_service_client::AuthServiceClient;
 use ashgate_proto::identity::internal_service_client::InternalServiceClient;
 use ashgate_proto::identity::user_service_client::UserServiceClient;
+use ashgate_runtime::env::Env;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::Request;

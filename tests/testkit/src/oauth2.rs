@@ -2,7 +2,7 @@
 //! [`crate::oidc`], driven at the HTTP level: cookies and redirects followed by hand, as a
 //! browser would.
 
-use ashgate_identity_client::env::Env;
+use ashgate_runtime::env::Env;
 use serde_json::Value;
 
 use crate::cookies::{SetCookie, cookie, set_cookies};
