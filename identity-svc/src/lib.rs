@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod api_key;
+pub mod audit;
 pub mod config;
 pub mod error;
 pub mod grpc;
