@@ -3,6 +3,7 @@
 //! and, in `browser`, by Debian's chromium through chromedriver.
 
 mod api_keys;
+mod audit;
 mod auth;
 mod browser;
 mod csrf;
