@@ -336,3 +336,46 @@ fn the_retention_is_a_whole_number_of_days() {
     let config = ashgate_identity::IdentityConfig::from_env(&env).unwrap();
     assert_eq!(config.audit_retention, std::time::Duration::from_secs(7 * 86_400));
 }
+
+/// A change and its event commit together: while the event cannot be written, the change is
+/// refused and nothing of it remains; a change that fails writes no event.
+#[tokio::test]
+async fn a_change_and_its_event_commit_together() {
+    let fixture = GatewayFixture::start().await;
+    let admin = fixture.identity.admin_token().await;
+    let create = |username: &'static str| {
+        let email = format!("{username}-{}@example.com", email_number());
+        let body = json!({"user": {"email": email, "username": username,
+                                   "role": "MEMBER", "auth_method": "LOCAL", "password": "initial-pass-1"}});
+        GatewayFixture::client().post(fixture.url("/v1/users")).bearer_auth(&admin).json(&body).send()
+    };
+    let created = || async { super::of_type(&fixture, "user_created").await.len() };
+    assert_eq!(status_text(create("gina").await.unwrap()).await.0, 201);
+    assert_eq!(created().await, 1);
+    // A conflict (the username; each email is new): no user, no event.
+    assert_eq!(status_text(create("gina").await.unwrap()).await, (409, "Username already exists".to_owned()));
+    assert_eq!(created().await, 1);
+
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(fixture.identity.database.url.expose()).await.unwrap();
+    sqlx::query("ALTER TABLE audit_events RENAME TO audit_events_away").execute(&pool).await.unwrap();
+    let refused = status_text(create("hugo").await.unwrap()).await;
+    sqlx::query("ALTER TABLE audit_events_away RENAME TO audit_events").execute(&pool).await.unwrap();
+    pool.close().await;
+    assert_eq!(refused, (500, "Internal Server Error".to_owned()));
+    let users =
+        GatewayFixture::client().get(fixture.url("/v1/users")).bearer_auth(&admin).send().await.unwrap();
+    let users: Value = users.json().await.unwrap();
+    let names: Vec<&str> =
+        users["data"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    assert_eq!(names, ["admin", "gina"], "the user whose event could not be written is not there");
+    assert_eq!(status_text(create("hugo").await.unwrap()).await.0, 201);
+    assert_eq!(created().await, 2);
+}
+
+/// A different email each time (a conflict on the username alone).
+fn email_number() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
