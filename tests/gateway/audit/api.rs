@@ -379,3 +379,13 @@ fn email_number() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
+
+/// The gateway checks `event_type` against its own list: it must be identity-svc's.
+#[test]
+fn the_gateway_knows_every_event_type() {
+    let identity: Vec<&str> = ashgate_identity::audit::EventType::ALL.iter().map(|t| t.as_str()).collect();
+    assert_eq!(identity, ashgate_testkit::gateway::deps::ashgate_gateway::routes::audit::EVENT_TYPES);
+    for name in identity {
+        assert_eq!(ashgate_identity::audit::EventType::parse(name).map(|t| t.as_str()), Some(name));
+    }
+}
