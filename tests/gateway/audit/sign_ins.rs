@@ -4,7 +4,7 @@
 
 use ashgate_identity_client::env::Env;
 use ashgate_testkit::gateway::GatewayFixture;
-use ashgate_testkit::ldap::{Slapd, Tls};
+use ashgate_testkit::ldap::{ADMINS_GROUP, MEMBERS_GROUP, PEOPLE_DN, Slapd, Tls};
 use ashgate_testkit::oauth2::{Idp, gateway_for, login_error, sign_in, signed_in_user};
 use ashgate_testkit::oidc::OidcProvider;
 use serde_json::{Value, json};
@@ -63,6 +63,22 @@ async fn ldap_sign_ins_and_sign_ups() {
         json!({"type": "sign_in_succeeded", "count": 1, "actor": user(alice, "Alice Admin"),
                "subject": user(alice, "Alice Admin"), "user": gid("User", alice), "client_address": "127.0.0.1",
                "outcome": "success", "detail": {"method": "ldap", "email": "alice@example.com", "username": "alice"}})
+    );
+
+    // Moved to the members' group: her role follows at the next sign-in, and that is recorded.
+    slapd
+        .modify(&format!(
+            "dn: {ADMINS_GROUP}\nchangetype: modify\ndelete: member\nmember: uid=alice,{PEOPLE_DN}\n\n\
+             dn: {MEMBERS_GROUP}\nchangetype: modify\nadd: member\nmember: uid=alice,{PEOPLE_DN}\n"
+        ))
+        .await;
+    assert_eq!(login("alice", "alice-password").await.unwrap().status(), 204);
+    let changed = of_type(&fixture, "user_role_changed").await;
+    assert_eq!(
+        facts(&changed[0]),
+        json!({"type": "user_role_changed", "count": 1, "actor": user(alice, "Alice Admin"),
+               "subject": user(alice, "Alice Admin"), "user": gid("User", alice), "client_address": "127.0.0.1",
+               "outcome": "success", "detail": {"from": "ADMIN", "to": "MEMBER", "source": "ldap"}})
     );
     assert_no_secret_stored(&fixture, &["alice-password", "not-alices-password"]).await;
 }
