@@ -3,7 +3,9 @@
 //! refusals as failed sign-ins.
 
 use ashgate_identity_client::env::Env;
+use ashgate_proto::identity as pb;
 use ashgate_testkit::gateway::GatewayFixture;
+use ashgate_testkit::identity::{ADMIN_SECRET, bearer};
 use ashgate_testkit::ldap::{ADMINS_GROUP, MEMBERS_GROUP, PEOPLE_DN, Slapd, Tls};
 use ashgate_testkit::oauth2::{Idp, gateway_for, login_error, sign_in, signed_in_user};
 use ashgate_testkit::oidc::OidcProvider;
@@ -86,7 +88,10 @@ async fn ldap_sign_ins_and_sign_ups() {
 #[tokio::test]
 async fn oauth2_sign_ins_sign_ups_and_refusals() {
     let op = OidcProvider::start().await;
-    let idps = [Idp::new("open", &[]), Idp::new("closed", &[("ALLOW_SIGN_UP", "false")])];
+    let idps = [
+        Idp::new("open", &[("ROLE_ATTRIBUTE_PATH", "role"), ("ROLE_MAPPING", "platform-admin:ADMIN")]),
+        Idp::new("closed", &[("ALLOW_SIGN_UP", "false")]),
+    ];
     let fixture = gateway_for(&op, &idps, &[], &[]).await;
 
     let response = sign_in(&fixture, &op, "closed", "bob", "bob-password").await;
@@ -107,7 +112,7 @@ async fn oauth2_sign_ins_sign_ups_and_refusals() {
         facts(&created[0]),
         json!({"type": "user_created", "count": 1, "actor": null, "subject": user(alice, "Alice Liddell"),
                "user": gid("User", alice), "client_address": "127.0.0.1", "outcome": "success",
-               "detail": {"role": "VIEWER", "auth_method": "OAUTH2", "source": "oauth2_sign_up"}})
+               "detail": {"role": "ADMIN", "auth_method": "OAUTH2", "source": "oauth2_sign_up"}})
     );
     let signed_in = of_type(&fixture, "sign_in_succeeded").await;
     assert_eq!(
@@ -116,5 +121,26 @@ async fn oauth2_sign_ins_sign_ups_and_refusals() {
                "subject": user(alice, "Alice Liddell"), "user": gid("User", alice), "client_address": "127.0.0.1",
                "outcome": "success",
                "detail": {"method": "oauth2", "email": "alice@example.com", "client_id": "open-client"}})
+    );
+
+    // Demoted by the admin secret; the provider's role wins again at her next sign-in (resync).
+    let demote = pb::UpdateRoleRequest { user_id: alice, role: pb::Role::Member.into() };
+    fixture.identity.users().update_role(bearer(demote, ADMIN_SECRET)).await.unwrap();
+    assert_eq!(signed_in_user(&fixture, &op, "open", "alice").await["role"], "ADMIN");
+    let changed = of_type(&fixture, "user_role_changed").await;
+    let facts_of: Vec<Value> = changed.iter().map(facts).collect();
+    assert_eq!(
+        facts_of,
+        [
+            json!({"type": "user_role_changed", "count": 1, "actor": user(alice, "Alice Liddell"),
+                   "subject": user(alice, "Alice Liddell"), "user": gid("User", alice),
+                   "client_address": "127.0.0.1", "outcome": "success",
+                   "detail": {"from": "MEMBER", "to": "ADMIN", "source": "oauth2"}}),
+            json!({"type": "user_role_changed", "count": 1,
+                   "actor": {"type": "admin_secret", "id": null, "name": "admin secret"},
+                   "subject": user(alice, "Alice Liddell"), "user": gid("User", alice),
+                   "client_address": "127.0.0.1", "outcome": "success",
+                   "detail": {"from": "ADMIN", "to": "MEMBER"}}),
+        ]
     );
 }
