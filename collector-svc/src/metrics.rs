@@ -1,8 +1,14 @@
-//! Counters for `/metrics`, rendered by hand in the Prometheus text format (a handful of atomics
-//! needs no exporter crate).
+//! What collector-svc's `/metrics` reports, kept by `prometheus-client`: ingest counters, the
+//! queue, the credential cache, and every gRPC call and HTTP request with latency histograms.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use ashgate_identity_client::metrics::{self, GrpcMetrics, HttpMetrics, Registry};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 
 use crate::auth::CacheStats;
 use crate::error::Error;
@@ -21,123 +27,130 @@ const REASONS: [&str; 10] = [
     "shutting_down",
 ];
 
-/// Process-wide ingest counters.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+/// Process-wide ingest counters, with the gRPC and HTTP request metrics, in one registry.
+#[derive(Debug)]
 pub struct Metrics {
-    accepted_exports: AtomicU64,
-    accepted_spans: AtomicU64,
-    rejected_spans: AtomicU64,
-    stored_spans: AtomicU64,
-    duplicate_spans: AtomicU64,
-    commits: AtomicU64,
-    refused_exports: [AtomicU64; REASONS.len()],
-    refused_spans: [AtomicU64; REASONS.len()],
+    registry: Registry,
+    /// Recorded by the gRPC server's layer.
+    pub grpc: Arc<GrpcMetrics>,
+    /// Recorded by the HTTP router's middleware.
+    pub http: Arc<HttpMetrics>,
+    accepted_exports: Counter,
+    accepted_spans: Counter,
+    rejected_spans: Counter,
+    stored_spans: Counter,
+    duplicate_spans: Counter,
+    commits: Counter,
+    refused_exports: Family<Reason, Counter>,
+    refused_spans: Family<Reason, Counter>,
+    auth_cache_hits: Counter,
+    auth_cache_misses: Counter,
+    auth_cache_negative_hits: Counter,
+    queue_depth_spans: Gauge,
+    queue_capacity_spans: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ashgate_collector");
+        let grpc = GrpcMetrics::register(&mut registry);
+        let http = HttpMetrics::register(&mut registry);
+        let metrics = Self {
+            registry: Registry::default(),
+            grpc,
+            http,
+            accepted_exports: Counter::default(),
+            accepted_spans: Counter::default(),
+            rejected_spans: Counter::default(),
+            stored_spans: Counter::default(),
+            duplicate_spans: Counter::default(),
+            commits: Counter::default(),
+            refused_exports: Family::default(),
+            refused_spans: Family::default(),
+            auth_cache_hits: Counter::default(),
+            auth_cache_misses: Counter::default(),
+            auth_cache_negative_hits: Counter::default(),
+            queue_depth_spans: Gauge::default(),
+            queue_capacity_spans: Gauge::default(),
+        };
+        let counters: [(&str, &str, &Counter); 9] = [
+            ("accepted_exports", "Exports answered OK", &metrics.accepted_exports),
+            ("accepted_spans", "Spans acknowledged after commit", &metrics.accepted_spans),
+            ("rejected_spans", "Invalid spans reported in partial_success", &metrics.rejected_spans),
+            ("stored_spans", "Span rows inserted", &metrics.stored_spans),
+            ("duplicate_spans", "Spans already stored (retried exports)", &metrics.duplicate_spans),
+            ("commits", "Writer transactions committed", &metrics.commits),
+            ("auth_cache_hits", "Credential checks answered by the cache", &metrics.auth_cache_hits),
+            ("auth_cache_misses", "Credential checks that asked identity-svc", &metrics.auth_cache_misses),
+            (
+                "auth_cache_negative_hits",
+                "Rejections answered by the cache",
+                &metrics.auth_cache_negative_hits,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
+        // Every reason is listed from the start, at zero.
+        for reason in REASONS {
+            let _ = metrics.refused_exports.get_or_create(&Reason { reason });
+            let _ = metrics.refused_spans.get_or_create(&Reason { reason });
+        }
+        registry.register("refused_exports", "Exports refused, by reason", metrics.refused_exports.clone());
+        registry.register("refused_spans", "Decoded spans refused, by reason", metrics.refused_spans.clone());
+        registry.register(
+            "queue_depth_spans",
+            "Spans accepted but not yet committed",
+            metrics.queue_depth_spans.clone(),
+        );
+        registry.register("queue_capacity_spans", "Queue capacity", metrics.queue_capacity_spans.clone());
+        Self { registry, ..metrics }
+    }
 }
 
 impl Metrics {
     /// An export answered OK with `spans` committed and `rejected` invalid spans.
     pub fn record_accepted(&self, spans: u64, rejected: u64) {
-        self.accepted_exports.fetch_add(1, Relaxed);
-        self.accepted_spans.fetch_add(spans, Relaxed);
-        self.rejected_spans.fetch_add(rejected, Relaxed);
+        self.accepted_exports.inc();
+        self.accepted_spans.inc_by(spans);
+        self.rejected_spans.inc_by(rejected);
     }
 
     /// An export refused with `error`; `spans` when it was decoded far enough to know.
     pub fn record_refused(&self, error: &Error, spans: Option<u64>) {
         let reason = error.reason();
-        if let Some(i) = REASONS.iter().position(|r| *r == reason) {
-            if let Some(counter) = self.refused_exports.get(i) {
-                counter.fetch_add(1, Relaxed);
-            }
-            if let (Some(counter), Some(spans)) = (self.refused_spans.get(i), spans) {
-                counter.fetch_add(spans, Relaxed);
-            }
+        let Some(reason) = REASONS.iter().copied().find(|r| *r == reason) else { return };
+        self.refused_exports.get_or_create(&Reason { reason }).inc();
+        if let Some(spans) = spans {
+            self.refused_spans.get_or_create(&Reason { reason }).inc_by(spans);
         }
     }
 
     /// A committed writer batch.
     pub fn record_commit(&self, spans: u64, inserted: u64) {
-        self.commits.fetch_add(1, Relaxed);
-        self.stored_spans.fetch_add(inserted, Relaxed);
-        self.duplicate_spans.fetch_add(spans.saturating_sub(inserted), Relaxed);
+        self.commits.inc();
+        self.stored_spans.inc_by(inserted);
+        self.duplicate_spans.inc_by(spans.saturating_sub(inserted));
     }
 
     /// Spans acknowledged so far.
     pub fn accepted_spans(&self) -> u64 {
-        self.accepted_spans.load(Relaxed)
+        self.accepted_spans.get()
     }
 
-    /// The Prometheus text exposition.
+    /// The OpenMetrics text, after the scrape-time values are read.
     pub fn render(&self, queue_depth: u64, queue_capacity: u32, auth: CacheStats) -> String {
-        let mut out = String::with_capacity(4096);
-        let mut counter = |name: &str, help: &str, value: u64| {
-            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");
-        };
-        counter(
-            "ashgate_collector_accepted_exports_total",
-            "Exports answered OK.",
-            self.accepted_exports.load(Relaxed),
-        );
-        counter(
-            "ashgate_collector_accepted_spans_total",
-            "Spans acknowledged after commit.",
-            self.accepted_spans.load(Relaxed),
-        );
-        counter(
-            "ashgate_collector_rejected_spans_total",
-            "Invalid spans reported in partial_success.",
-            self.rejected_spans.load(Relaxed),
-        );
-        counter(
-            "ashgate_collector_stored_spans_total",
-            "Span rows inserted.",
-            self.stored_spans.load(Relaxed),
-        );
-        counter(
-            "ashgate_collector_duplicate_spans_total",
-            "Spans already stored (retried exports).",
-            self.duplicate_spans.load(Relaxed),
-        );
-        counter(
-            "ashgate_collector_commits_total",
-            "Writer transactions committed.",
-            self.commits.load(Relaxed),
-        );
-        counter(
-            "ashgate_collector_auth_cache_hits_total",
-            "Credential checks answered by the cache.",
-            auth.hits,
-        );
-        counter(
-            "ashgate_collector_auth_cache_misses_total",
-            "Credential checks that asked identity-svc.",
-            auth.misses,
-        );
-        counter(
-            "ashgate_collector_auth_cache_negative_hits_total",
-            "Rejections answered by the cache.",
-            auth.negative_hits,
-        );
-        for (name, help, values) in [
-            ("ashgate_collector_refused_exports_total", "Exports refused, by reason.", &self.refused_exports),
-            (
-                "ashgate_collector_refused_spans_total",
-                "Decoded spans refused, by reason.",
-                &self.refused_spans,
-            ),
-        ] {
-            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n");
-            for (reason, value) in REASONS.iter().zip(values.iter()) {
-                let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {}", value.load(Relaxed));
-            }
-        }
-        let _ = write!(
-            out,
-            "# HELP ashgate_collector_queue_depth_spans Spans accepted but not yet committed.\n\
-             # TYPE ashgate_collector_queue_depth_spans gauge\nashgate_collector_queue_depth_spans {queue_depth}\n\
-             # HELP ashgate_collector_queue_capacity_spans Queue capacity.\n\
-             # TYPE ashgate_collector_queue_capacity_spans gauge\nashgate_collector_queue_capacity_spans {queue_capacity}\n"
-        );
-        out
+        self.queue_depth_spans.set(i64::try_from(queue_depth).unwrap_or(i64::MAX));
+        self.queue_capacity_spans.set(i64::from(queue_capacity));
+        // The verifier's cache keeps its own monotonic counts; these counters mirror them.
+        self.auth_cache_hits.inner().store(auth.hits, Relaxed);
+        self.auth_cache_misses.inner().store(auth.misses, Relaxed);
+        self.auth_cache_negative_hits.inner().store(auth.negative_hits, Relaxed);
+        metrics::render(&self.registry)
     }
 }

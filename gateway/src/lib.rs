@@ -5,9 +5,6 @@
 //! exports are forwarded to it. Layers: [`config`] → shared [`state`] → transports
 //! ([`routes`] for REST, [`pages`] for HTML) with one error type ([`error`]).
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
-#![warn(missing_docs)]
-
 pub mod body;
 pub mod caller;
 pub mod config;
@@ -123,7 +120,11 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::enforce))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::check_host))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), security::headers))
+        .layer(axum::middleware::from_fn(security::headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.http.clone(),
+            ashgate_identity_client::metrics::HttpMetrics::middleware,
+        ))
         .layer(axum::middleware::from_fn(routes::read::version::add_version_header))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &http::Request<_>| {

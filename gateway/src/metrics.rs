@@ -1,96 +1,107 @@
-//! Prometheus text metrics, kept with plain atomics (no exporter dependency).
+//! What the gateway's `/metrics` reports, kept by `prometheus-client`: every request by route,
+//! method and status with a latency histogram per route, sign-ins, forwarded exports, CSRF
+//! refusals and the credential cache.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use ashgate_identity_client::CacheStats;
+use ashgate_identity_client::metrics::{self, HttpMetrics, Registry};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
-/// Status classes counted separately.
-const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    result: &'static str,
+}
 
-/// Counters of one gateway.
-#[derive(Debug, Default)]
+/// The gateway's metrics.
+#[derive(Debug)]
 pub struct Metrics {
-    responses: [AtomicU64; 5],
-    logins_ok: AtomicU64,
-    logins_failed: AtomicU64,
-    traces_forwarded: AtomicU64,
-    traces_failed: AtomicU64,
-    csrf_refused: AtomicU64,
+    registry: Registry,
+    /// Recorded by the router's middleware.
+    pub http: Arc<HttpMetrics>,
+    logins: Family<Outcome, Counter>,
+    traces_forwarded: Family<Outcome, Counter>,
+    csrf_refused: Counter,
+    verify_cache_hits: Counter,
+    verify_cache_misses: Counter,
+    verify_cache_negative_hits: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ashgate_gateway");
+        let http = HttpMetrics::register(&mut registry);
+        let metrics = Self {
+            registry: Registry::default(),
+            http,
+            logins: Family::default(),
+            traces_forwarded: Family::default(),
+            csrf_refused: Counter::default(),
+            verify_cache_hits: Counter::default(),
+            verify_cache_misses: Counter::default(),
+            verify_cache_negative_hits: Counter::default(),
+        };
+        for result in ["ok", "failed"] {
+            let _ = metrics.logins.get_or_create(&Outcome { result });
+        }
+        for result in ["ok", "unreachable"] {
+            let _ = metrics.traces_forwarded.get_or_create(&Outcome { result });
+        }
+        registry.register("logins", "Sign-ins by result", metrics.logins.clone());
+        registry.register(
+            "traces_forwarded",
+            "OTLP exports forwarded to collector-svc, by whether it answered",
+            metrics.traces_forwarded.clone(),
+        );
+        registry.register(
+            "csrf_refused",
+            "Requests refused by the origin check",
+            metrics.csrf_refused.clone(),
+        );
+        registry.register(
+            "verify_cache_hits",
+            "Credential verifications answered from the cache",
+            metrics.verify_cache_hits.clone(),
+        );
+        registry.register(
+            "verify_cache_misses",
+            "Credential verifications that asked identity-svc",
+            metrics.verify_cache_misses.clone(),
+        );
+        registry.register(
+            "verify_cache_negative_hits",
+            "Rejections answered from the negative cache",
+            metrics.verify_cache_negative_hits.clone(),
+        );
+        Self { registry, ..metrics }
+    }
 }
 
 impl Metrics {
-    /// Counts one response by status class.
-    pub fn record_response(&self, status: u16) {
-        let class = usize::from(status / 100).saturating_sub(1);
-        if let Some(counter) = self.responses.get(class) {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
     /// Counts a sign-in attempt.
     pub fn record_login(&self, ok: bool) {
-        let counter = if ok { &self.logins_ok } else { &self.logins_failed };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.logins.get_or_create(&Outcome { result: if ok { "ok" } else { "failed" } }).inc();
     }
 
     /// Counts a forwarded export (`ok` = the collector answered at all).
     pub fn record_forward(&self, ok: bool) {
-        let counter = if ok { &self.traces_forwarded } else { &self.traces_failed };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.traces_forwarded.get_or_create(&Outcome { result: if ok { "ok" } else { "unreachable" } }).inc();
     }
 
     /// Counts a request refused by the CSRF check.
     pub fn record_csrf_refusal(&self) {
-        self.csrf_refused.fetch_add(1, Ordering::Relaxed);
+        self.csrf_refused.inc();
     }
 
-    /// Prometheus text exposition format 0.0.4.
+    /// The OpenMetrics text, after the cache's counts are read.
     pub fn render(&self, cache: CacheStats) -> String {
-        let mut out = String::new();
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        out.push_str("# HELP ashgate_gateway_responses_total HTTP responses by status class.\n");
-        out.push_str("# TYPE ashgate_gateway_responses_total counter\n");
-        for (class, counter) in CLASSES.iter().zip(&self.responses) {
-            let _ = writeln!(out, "ashgate_gateway_responses_total{{class=\"{class}\"}} {}", load(counter));
-        }
-        let counters = [
-            ("ashgate_gateway_logins_total{result=\"ok\"}", "Sign-ins by result.", load(&self.logins_ok)),
-            ("ashgate_gateway_logins_total{result=\"failed\"}", "", load(&self.logins_failed)),
-            (
-                "ashgate_gateway_traces_forwarded_total{result=\"ok\"}",
-                "OTLP exports forwarded to collector-svc.",
-                load(&self.traces_forwarded),
-            ),
-            ("ashgate_gateway_traces_forwarded_total{result=\"unreachable\"}", "", load(&self.traces_failed)),
-            (
-                "ashgate_gateway_csrf_refused_total",
-                "Requests refused by the origin check.",
-                load(&self.csrf_refused),
-            ),
-            (
-                "ashgate_gateway_verify_cache_hits_total",
-                "Credential verifications answered from the cache.",
-                cache.hits,
-            ),
-            (
-                "ashgate_gateway_verify_cache_misses_total",
-                "Credential verifications that asked identity-svc.",
-                cache.misses,
-            ),
-            (
-                "ashgate_gateway_verify_cache_negative_hits_total",
-                "Rejections answered from the negative cache.",
-                cache.negative_hits,
-            ),
-        ];
-        for (name, help, value) in counters {
-            if !help.is_empty() {
-                let family = name.split('{').next().unwrap_or(name);
-                let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} counter");
-            }
-            let _ = writeln!(out, "{name} {value}");
-        }
-        out
+        // The verifier's cache keeps its own monotonic counts; these counters mirror them.
+        self.verify_cache_hits.inner().store(cache.hits, Relaxed);
+        self.verify_cache_misses.inner().store(cache.misses, Relaxed);
+        self.verify_cache_negative_hits.inner().store(cache.negative_hits, Relaxed);
+        metrics::render(&self.registry)
     }
 }

@@ -14,10 +14,9 @@ use crate::state::AppState;
 /// `default-src 'self'` and nothing inline; forms may only post back to us.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'";
 
-/// Adds the headers and counts the response.
-pub async fn headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Adds the headers.
+pub async fn headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
-    state.metrics.record_response(response.status().as_u16());
     let headers = response.headers_mut();
     headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

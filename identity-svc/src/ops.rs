@@ -1,20 +1,20 @@
 //! Operations over HTTP for identity-svc running as its own process: `/healthz` (the process
 //! answers), `/readyz` (it can serve: database reachable, not shutting down) and `/metrics`
-//! (Prometheus text), on `ASHGATE_IDENTITY_METRICS_PORT`.
+//! (OpenMetrics text, by `prometheus-client`), on `ASHGATE_IDENTITY_METRICS_PORT`.
 //!
 //! Redis is reported, not required: without it a replica still verifies every credential
 //! against the database (it only stops caching), so taking every replica out of rotation when
 //! Redis is down would turn a slowdown into an outage.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+use ashgate_identity_client::metrics::{self, GrpcMetrics, Registry};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 
 use axum::Router;
 use axum::extract::State;
@@ -26,146 +26,64 @@ use tokio::net::TcpListener;
 
 use crate::identity::Identity;
 
-/// Counters of the gRPC transport, shared with the `/metrics` route.
-#[derive(Debug, Default)]
-pub struct RpcMetrics {
-    methods: Mutex<BTreeMap<String, MethodStats>>,
+/// What identity-svc's `/metrics` reports: the gRPC calls it answered (by method and real
+/// status, with latency histograms) and gauges read at scrape time.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Recorded by the gRPC server's layer.
+    pub rpc: Arc<GrpcMetrics>,
+    ready: Gauge,
+    database_up: Gauge,
+    revocations_reliable: Gauge,
+    uptime_seconds: Gauge,
+    revocations: Counter,
 }
 
-/// Calls of one method: how many answered each status code, and their total time.
-#[derive(Debug, Default)]
-struct MethodStats {
-    by_code: BTreeMap<i32, u64>,
-    total: Duration,
-}
-
-impl RpcMetrics {
-    /// One answered call of `method` (a gRPC path) with `code` after `elapsed` (until the
-    /// response headers, so a stream counts its start).
-    pub fn record(&self, method: &str, code: i32, elapsed: Duration) {
-        // tonic answers UNIMPLEMENTED for every path it does not route, and no ashgate method
-        // does: only routed paths become labels, so a client can neither grow the label set
-        // nor put characters in a label that would break the exposition format.
-        let method = if code == tonic::Code::Unimplemented as i32 { "other" } else { method };
-        let Ok(mut methods) = self.methods.lock() else { return };
-        if !methods.contains_key(method) {
-            methods.insert(method.to_owned(), MethodStats::default());
-        }
-        if let Some(stats) = methods.get_mut(method) {
-            *stats.by_code.entry(code).or_default() += 1;
-            stats.total += elapsed;
-        }
-    }
-
-    fn render(&self, out: &mut String) {
-        out.push_str(
-            "# HELP ashgate_identity_rpc_calls_total gRPC calls answered, by method and status code.\n",
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ashgate_identity");
+        let rpc = GrpcMetrics::register(&mut registry);
+        let metrics = Self {
+            rpc,
+            ready: Gauge::default(),
+            database_up: Gauge::default(),
+            revocations_reliable: Gauge::default(),
+            uptime_seconds: Gauge::default(),
+            revocations: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register("ready", "1 when this replica can serve calls", metrics.ready.clone());
+        registry.register("database_up", "1 when the database answers", metrics.database_up.clone());
+        registry.register(
+            "revocations_reliable",
+            "1 when every revocation is heard (no Redis configured, or its subscription is up)",
+            metrics.revocations_reliable.clone(),
         );
-        out.push_str("# TYPE ashgate_identity_rpc_calls_total counter\n");
-        let Ok(methods) = self.methods.lock() else { return };
-        for (method, stats) in methods.iter() {
-            for (code, count) in &stats.by_code {
-                let _ = writeln!(
-                    out,
-                    "ashgate_identity_rpc_calls_total{{method=\"{method}\",code=\"{}\"}} {count}",
-                    code_name(*code)
-                );
-            }
-        }
-        out.push_str("# HELP ashgate_identity_rpc_duration_seconds Time to answer gRPC calls, by method.\n");
-        out.push_str("# TYPE ashgate_identity_rpc_duration_seconds summary\n");
-        for (method, stats) in methods.iter() {
-            let _ = writeln!(
-                out,
-                "ashgate_identity_rpc_duration_seconds_sum{{method=\"{method}\"}} {:.6}",
-                stats.total.as_secs_f64()
-            );
-            let _ = writeln!(
-                out,
-                "ashgate_identity_rpc_duration_seconds_count{{method=\"{method}\"}} {}",
-                stats.by_code.values().sum::<u64>()
-            );
-        }
+        registry.register(
+            "uptime_seconds",
+            "Seconds since this replica started serving",
+            metrics.uptime_seconds.clone(),
+        );
+        registry.register(
+            "revocations",
+            "Revocations delivered to this replica's verifiers",
+            metrics.revocations.clone(),
+        );
+        Self { registry, ..metrics }
     }
 }
 
-/// The gRPC code's name, as Prometheus labels usually carry it.
-fn code_name(code: i32) -> &'static str {
-    match tonic::Code::from_i32(code) {
-        tonic::Code::Ok => "OK",
-        tonic::Code::Cancelled => "CANCELLED",
-        tonic::Code::Unknown => "UNKNOWN",
-        tonic::Code::InvalidArgument => "INVALID_ARGUMENT",
-        tonic::Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        tonic::Code::NotFound => "NOT_FOUND",
-        tonic::Code::AlreadyExists => "ALREADY_EXISTS",
-        tonic::Code::PermissionDenied => "PERMISSION_DENIED",
-        tonic::Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        tonic::Code::FailedPrecondition => "FAILED_PRECONDITION",
-        tonic::Code::Aborted => "ABORTED",
-        tonic::Code::OutOfRange => "OUT_OF_RANGE",
-        tonic::Code::Unimplemented => "UNIMPLEMENTED",
-        tonic::Code::Internal => "INTERNAL",
-        tonic::Code::Unavailable => "UNAVAILABLE",
-        tonic::Code::DataLoss => "DATA_LOSS",
-        tonic::Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
-/// A tower layer for the tonic server that counts calls into [`RpcMetrics`].
-#[derive(Clone)]
-pub struct RpcMetricsLayer(pub Arc<RpcMetrics>);
-
-impl<S> tower::Layer<S> for RpcMetricsLayer {
-    type Service = RpcMetricsService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RpcMetricsService { inner, metrics: self.0.clone() }
-    }
-}
-
-/// See [`RpcMetricsLayer`].
-#[derive(Clone)]
-pub struct RpcMetricsService<S> {
-    inner: S,
-    metrics: Arc<RpcMetrics>,
-}
-
-impl<S, B, R> tower::Service<http::Request<B>> for RpcMetricsService<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        // A Uri clone shares its bytes: no allocation per call.
-        let uri = request.uri().clone();
-        let started = Instant::now();
-        let metrics = self.metrics.clone();
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            let response = response.await;
-            // tonic answers errors of unary calls "trailers-only": the status is in the headers.
-            // Otherwise it is in the trailers, after the body, and the call counts as OK here.
-            let code = match &response {
-                Ok(response) => response
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-                Err(_) => tonic::Code::Unknown as i32,
-            };
-            metrics.record(uri.path(), code, started.elapsed());
-            response
-        })
+impl Metrics {
+    /// The registry rendered after the gauges are read.
+    fn render(&self, readiness: Readiness, uptime: Duration, revocations: u64) -> String {
+        self.ready.set(i64::from(readiness.is_ready()));
+        self.database_up.set(i64::from(readiness.database));
+        self.revocations_reliable.set(i64::from(readiness.revocations_reliable));
+        self.uptime_seconds.set(i64::try_from(uptime.as_secs()).unwrap_or(i64::MAX));
+        // The epoch only grows; the counter mirrors it.
+        self.revocations.inner().store(revocations, Ordering::Relaxed);
+        ashgate_identity_client::metrics::render(&self.registry)
     }
 }
 
@@ -196,7 +114,7 @@ pub struct OpsServer {
 #[derive(Clone)]
 struct OpsState {
     identity: Arc<Identity>,
-    rpc: Arc<RpcMetrics>,
+    metrics: Arc<Metrics>,
     draining: Arc<AtomicBool>,
     started: Instant,
 }
@@ -205,11 +123,11 @@ impl OpsServer {
     /// Binds `addr` for `identity`, reporting the calls counted in `rpc`.
     pub async fn bind(
         identity: Arc<Identity>,
-        rpc: Arc<RpcMetrics>,
+        metrics: Arc<Metrics>,
         addr: SocketAddr,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
-        let state = OpsState { identity, rpc, draining: Arc::default(), started: Instant::now() };
+        let state = OpsState { identity, metrics, draining: Arc::default(), started: Instant::now() };
         Ok(Self { listener, state })
     }
 
@@ -287,48 +205,6 @@ async fn readyz(State(state): State<OpsState>) -> Response {
 /// `GET /metrics`.
 async fn metrics(State(state): State<OpsState>) -> Response {
     let readiness = readiness(&state).await;
-    let mut out = String::with_capacity(2048);
-    let mut gauge = |name: &str, help: &str, value: u64| {
-        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
-    };
-    gauge("ashgate_identity_ready", "1 when this replica can serve calls.", u64::from(readiness.is_ready()));
-    gauge("ashgate_identity_database_up", "1 when the database answers.", u64::from(readiness.database));
-    gauge(
-        "ashgate_identity_revocations_reliable",
-        "1 when every revocation is heard (no Redis configured, or its subscription is up).",
-        u64::from(readiness.revocations_reliable),
-    );
-    gauge(
-        "ashgate_identity_uptime_seconds",
-        "Seconds since this replica started serving.",
-        state.started.elapsed().as_secs(),
-    );
-    let _ = write!(
-        out,
-        "# HELP ashgate_identity_revocations_total Revocations delivered to this replica's verifiers.\n\
-         # TYPE ashgate_identity_revocations_total counter\nashgate_identity_revocations_total {}\n",
-        state.identity.revocations().epoch()
-    );
-    state.rpc.render(&mut out);
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"), (CACHE_CONTROL, "no-store")], out)
-        .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unknown_paths_do_not_grow_the_label_set() {
-        let metrics = RpcMetrics::default();
-        for i in 0..500 {
-            metrics.record(&format!("/attacker.{i}/X"), 12, Duration::from_millis(1));
-        }
-        metrics.record("/ashgate.identity.v1.AuthService/Login", 0, Duration::from_millis(2));
-        let mut out = String::new();
-        metrics.render(&mut out);
-        assert!(out.contains("method=\"other\",code=\"UNIMPLEMENTED\"} 500"), "{out}");
-        assert!(out.contains("method=\"/ashgate.identity.v1.AuthService/Login\",code=\"OK\"} 1"), "{out}");
-        assert!(out.lines().count() < 12, "{out}");
-    }
+    let text = state.metrics.render(readiness, state.started.elapsed(), state.identity.revocations().epoch());
+    ([(CONTENT_TYPE, metrics::CONTENT_TYPE), (CACHE_CONTROL, "no-store")], text).into_response()
 }

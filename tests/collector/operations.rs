@@ -42,7 +42,10 @@ async fn health_readiness_and_metrics() {
         .unwrap();
     assert_eq!(bad.status(), 415);
     let response = http.get(collector.http_url("/metrics")).send().await.unwrap();
-    assert_eq!(response.headers()["content-type"], "text/plain; version=0.0.4");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
     let metrics = response.text().await.unwrap();
     for line in [
         "ashgate_collector_accepted_exports_total 1",
@@ -52,6 +55,10 @@ async fn health_readiness_and_metrics() {
         "ashgate_collector_refused_exports_total{reason=\"unsupported_media_type\"} 1",
         "ashgate_collector_auth_cache_hits_total 0",
         "# TYPE ashgate_collector_queue_depth_spans gauge",
+        // Every call and request by what the server routed, with its real status.
+        "ashgate_collector_rpc_calls_total{method=\"/opentelemetry.proto.collector.trace.v1.TraceService/Export\",code=\"OK\"} 1",
+        "ashgate_collector_rpc_duration_seconds_count{method=\"/opentelemetry.proto.collector.trace.v1.TraceService/Export\"} 1",
+        "ashgate_collector_http_requests_total{route=\"/v1/traces\",method=\"POST\",status=\"415\"} 1",
     ] {
         assert!(metrics.lines().any(|l| l == line), "missing {line:?} in\n{metrics}");
     }
@@ -81,4 +88,31 @@ async fn store_failure_is_unavailable_and_retryable() {
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "1");
     assert_eq!(response.text().await.unwrap(), "Span store unavailable");
+}
+
+/// OTLP/gRPC connections past `ASHGATE_OTLP_MAX_CONNECTIONS` are closed as soon as they are
+/// accepted; when the held ones go, exports are served again.
+#[tokio::test]
+async fn grpc_connections_past_the_cap_are_closed() {
+    use ashgate_testkit::collector::CollectorFixture;
+    use tokio::io::AsyncReadExt as _;
+    let collector = CollectorFixture::start_with(
+        ashgate_testkit::collector::deps::ashgate_collector::auth::CredentialVerifier::disabled(),
+        |config| config.max_connections = 3,
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tokio::net::TcpStream::connect(collector.grpc_addr).await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut extra = tokio::net::TcpStream::connect(collector.grpc_addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(2), extra.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the fourth connection is closed at once: {closed:?}");
+    drop(held);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut otlp = trace_client(&collector).await;
+    otlp.export(export_request(Some("capped"), spans(1, 2, 1_000))).await.unwrap();
+    assert_eq!(collector.span_count().await, 2);
 }

@@ -133,7 +133,17 @@ async fn operational_routes_and_bad_input() {
         (200, "ready".to_owned())
     );
     let metrics = client.get(fixture.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("ashgate_gateway_responses_total{class=\"2xx\"}"), "{metrics}");
+    // Requests by route pattern (never the client's own path), method and real status.
+    assert!(
+        metrics.contains(
+            "ashgate_gateway_http_requests_total{route=\"/readyz\",method=\"GET\",status=\"200\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ashgate_gateway_http_request_duration_seconds_count{route=\"/readyz\"} 1"),
+        "{metrics}"
+    );
     let openapi: Value = client.get(fixture.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(openapi["paths"]["/v1/users"].is_object());
     let (status, text) = status_text(client.get(fixture.url("/nowhere")).send().await.unwrap()).await;

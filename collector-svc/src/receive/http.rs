@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use ashgate_identity_client::metrics::HttpMetrics;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
@@ -44,6 +45,10 @@ pub fn router(state: HttpState) -> Router {
         .route("/readyz", get(readyz))
         // The handler applies the configured limit itself, before and after decompression.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            state.ingest.metrics.http.clone(),
+            HttpMetrics::middleware,
+        ))
         .with_state(state)
 }
 
@@ -115,7 +120,7 @@ fn success(format: Format, outcome: &ExportOutcome) -> Response {
 async fn metrics(State(state): State<HttpState>) -> Response {
     let queue = &state.ingest.queue;
     let text = state.ingest.metrics.render(queue.depth(), queue.capacity(), state.verifier.stats());
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    ([(CONTENT_TYPE, ashgate_identity_client::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 async fn readyz(State(state): State<HttpState>) -> Response {

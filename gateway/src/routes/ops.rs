@@ -52,7 +52,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let text = state.metrics.render(state.verifier.stats());
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"), (CACHE_CONTROL, "no-store")], text)
+    ([(CONTENT_TYPE, ashgate_identity_client::metrics::CONTENT_TYPE), (CACHE_CONTROL, "no-store")], text)
         .into_response()
 }
 

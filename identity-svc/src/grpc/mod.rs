@@ -5,7 +5,6 @@ mod api_keys;
 mod audit;
 mod auth;
 mod convert;
-mod incoming;
 mod internal;
 mod users;
 
@@ -25,7 +24,7 @@ use tonic::transport::Server;
 use tonic::{Request, Status};
 
 use crate::identity::{Caller, Identity};
-use crate::ops::{RpcMetrics, RpcMetricsLayer};
+use crate::ops::Metrics;
 use crate::principal::CredentialKind;
 
 /// Metadata carrying the internal service credential (`ASHGATE_INTERNAL_TOKEN`).
@@ -44,7 +43,7 @@ pub const CLIENT_ADDR_METADATA: &str = "x-ashgate-client-addr";
 pub struct IdentityServer {
     identity: Arc<Identity>,
     listener: TcpListener,
-    metrics: Arc<RpcMetrics>,
+    metrics: Arc<Metrics>,
 }
 
 impl IdentityServer {
@@ -58,8 +57,8 @@ impl IdentityServer {
         self.listener.local_addr()
     }
 
-    /// The counters of the calls this server answers (for `/metrics`).
-    pub fn metrics(&self) -> Arc<RpcMetrics> {
+    /// What this replica's `/metrics` reports, the calls this server answers included.
+    pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
     }
 
@@ -81,7 +80,8 @@ impl IdentityServer {
                 e
             })
             .ok();
-        let incoming = incoming::capped(self.listener, identity.config().max_connections);
+        let incoming =
+            ashgate_identity_client::incoming::capped(self.listener, identity.config().max_connections);
         // Revocation streams never end by themselves; graceful shutdown waits for every open
         // call, so they must be told to end when shutdown begins.
         let (closing_tx, closing) = tokio::sync::watch::channel(false);
@@ -105,7 +105,7 @@ impl IdentityServer {
             .http2_keepalive_timeout(Some(Duration::from_secs(5)))
             .max_concurrent_streams(Some(MAX_STREAMS))
             .concurrency_limit_per_connection(MAX_STREAMS as usize)
-            .layer(RpcMetricsLayer(self.metrics))
+            .layer(self.metrics.rpc.layer())
             .add_service(health_service)
             .add_optional_service(reflection)
             .add_service(
