@@ -77,6 +77,7 @@ pub fn router(state: AppState) -> Router {
             get(routes::api_keys::list_system).post(routes::api_keys::create_system),
         )
         .route("/v1/system/api_keys/{api_key_id}", axum::routing::delete(routes::api_keys::delete_system))
+        .route("/v1/audit_events", get(routes::audit::list_audit_events))
         .route("/v1/projects", get(routes::read::projects::list_projects))
         .route("/v1/projects/{project_identifier}", get(routes::read::projects::get_project))
         .route("/v1/projects/{project_identifier}/spans", get(routes::read::spans::list_spans))

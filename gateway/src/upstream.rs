@@ -7,6 +7,7 @@ use std::time::Duration;
 use ashgate_identity_client::INTERNAL_TOKEN_METADATA;
 use ashgate_proto::collector::span_query_service_client::SpanQueryServiceClient;
 use ashgate_proto::identity::api_key_service_client::ApiKeyServiceClient;
+use ashgate_proto::identity::audit_service_client::AuditServiceClient;
 use ashgate_proto::identity::auth_service_client::AuthServiceClient;
 use ashgate_proto::identity::internal_service_client::InternalServiceClient;
 use ashgate_proto::identity::user_service_client::UserServiceClient;
@@ -82,6 +83,11 @@ impl IdentityClient {
             metadata.insert(CLIENT_ADDR_METADATA, value);
         }
         request
+    }
+
+    /// `AuditService`.
+    pub fn audit(&self) -> AuditServiceClient<Channel> {
+        AuditServiceClient::new(self.channel.clone())
     }
 
     /// `AuthService`.

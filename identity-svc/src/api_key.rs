@@ -2,8 +2,9 @@
 //! signed-in human manages their own; admins see and delete everyone's). Phoenix ≥ 18.1: API
 //! keys cannot create API keys.
 
+use crate::audit::{AuditEvent, EventType, Subject};
 use crate::error::{Error, Result};
-use crate::identity::{Identity, now_ms};
+use crate::identity::{Caller, Identity, now_ms};
 use crate::principal::{CredentialKind, Principal, Role};
 use crate::revocation::Revocation;
 use crate::token::{Nonce, TokenId, TokenKind};
@@ -69,17 +70,18 @@ pub const API_KEY_NOT_FOUND: &str = "API key not found";
 
 impl Identity {
     /// Creates a system key: admins through a session, or the admin secret.
-    #[tracing::instrument(skip_all, fields(caller = principal.user_id))]
+    #[tracing::instrument(skip_all, fields(caller = caller.principal.user_id))]
     pub async fn create_system_api_key(
         &self,
-        principal: &Principal,
+        caller: &Caller,
         request: CreateApiKey,
     ) -> Result<(ApiKey, String)> {
+        let principal = &caller.principal;
         self.require_auth_enabled()?;
         refuse_api_keys(principal)?;
         require_admin(principal)?;
         let created_by = (principal.kind == CredentialKind::AccessToken).then_some(principal.user_id);
-        self.issue_api_key(self.system_user_id, created_by, request).await
+        self.issue_api_key(caller, self.system_user_id, created_by, request).await
     }
 
     /// Every system key (admins).
@@ -90,32 +92,33 @@ impl Identity {
     }
 
     /// Deletes a system key (admins); NOT_FOUND if `id` is not a system key.
-    #[tracing::instrument(skip_all, fields(caller = principal.user_id, key = id))]
-    pub async fn delete_system_api_key(&self, principal: &Principal, id: i64) -> Result<()> {
+    #[tracing::instrument(skip_all, fields(caller = caller.principal.user_id, key = id))]
+    pub async fn delete_system_api_key(&self, caller: &Caller, id: i64) -> Result<()> {
         self.require_auth_enabled()?;
-        require_admin(principal)?;
+        require_admin(&caller.principal)?;
         let row = self
             .store
             .api_key_row(id)
             .await?
             .filter(|r| r.key.system)
             .ok_or(Error::NotFound(API_KEY_NOT_FOUND))?;
-        self.remove_api_key(row.key.id).await
+        self.remove_api_key(caller, &row.key).await
     }
 
     /// Creates a key for the signed-in human (any role, viewers included: their key reads).
-    #[tracing::instrument(skip_all, fields(caller = principal.user_id))]
+    #[tracing::instrument(skip_all, fields(caller = caller.principal.user_id))]
     pub async fn create_user_api_key(
         &self,
-        principal: &Principal,
+        caller: &Caller,
         request: CreateApiKey,
     ) -> Result<(ApiKey, String)> {
+        let principal = &caller.principal;
         self.require_auth_enabled()?;
         refuse_api_keys(principal)?;
         if principal.kind != CredentialKind::AccessToken || principal.role == Role::System {
             return Err(Error::Forbidden("Only signed-in users can create user API keys".into()));
         }
-        self.issue_api_key(principal.user_id, Some(principal.user_id), request).await
+        self.issue_api_key(caller, principal.user_id, Some(principal.user_id), request).await
     }
 
     /// The caller's own user keys (system principals own none).
@@ -148,8 +151,9 @@ impl Identity {
 
     /// Deletes a user key: the owner's own, or anyone's (admins). Someone else's key is
     /// reported as not found; system keys are refused (they have their own route).
-    #[tracing::instrument(skip_all, fields(caller = principal.user_id, key = id))]
-    pub async fn delete_user_api_key(&self, principal: &Principal, id: i64) -> Result<()> {
+    #[tracing::instrument(skip_all, fields(caller = caller.principal.user_id, key = id))]
+    pub async fn delete_user_api_key(&self, caller: &Caller, id: i64) -> Result<()> {
+        let principal = &caller.principal;
         self.require_auth_enabled()?;
         let row = self.store.api_key_row(id).await?.ok_or(Error::NotFound(API_KEY_NOT_FOUND))?;
         // Someone else's key does not exist as far as a non-admin can tell, system keys included.
@@ -159,11 +163,12 @@ impl Identity {
         if row.key.system {
             return Err(Error::Forbidden("System API keys cannot be deleted here".into()));
         }
-        self.remove_api_key(row.key.id).await
+        self.remove_api_key(caller, &row.key).await
     }
 
     async fn issue_api_key(
         &self,
+        caller: &Caller,
         owner_id: i64,
         created_by: Option<i64>,
         request: CreateApiKey,
@@ -194,7 +199,16 @@ impl Identity {
             description,
             expires_at_ms: request.expires_at_ms,
         };
-        let key = self.store.insert_api_key(&new, nonce.hash(), now).await?;
+        let system = owner_id == self.system_user_id;
+        let owner = self.store.user_by_id(owner_id).await?.map(|u| u.username).unwrap_or_default();
+        let mut event = AuditEvent::by(EventType::ApiKeyCreated, caller)
+            .with("name", new.name.as_str())
+            .with("kind", if system { "system" } else { "user" })
+            .with("owner", owner);
+        if let Some(expires) = new.expires_at_ms {
+            event = event.with("expires_at_ms", expires);
+        }
+        let key = self.store.insert_api_key(&new, nonce.hash(), now, &event).await?;
         let token = self.codec()?.issue(
             TokenId { kind: TokenKind::ApiKey, id: key.id },
             &nonce,
@@ -204,11 +218,17 @@ impl Identity {
         Ok((key, token))
     }
 
-    async fn remove_api_key(&self, id: i64) -> Result<()> {
-        if !self.store.delete_api_key(id).await? {
+    async fn remove_api_key(&self, caller: &Caller, key: &ApiKey) -> Result<()> {
+        let event = AuditEvent::by(EventType::ApiKeyDeleted, caller)
+            .on(Subject::ApiKey(key.id, key.name.clone()))
+            .concerning(key.user_id)
+            .with("name", key.name.as_str())
+            .with("kind", if key.system { "system" } else { "user" })
+            .with("owner", key.username.as_str());
+        if !self.store.delete_api_key(key.id, &event, now_ms()).await? {
             return Err(Error::NotFound(API_KEY_NOT_FOUND));
         }
-        self.revoke(Revocation::ApiKey(id));
+        self.revoke(Revocation::ApiKey(key.id));
         Ok(())
     }
 }

@@ -80,6 +80,8 @@ pub struct IdentityConfig {
     /// `PHOENIX_ROOT_URL`: the public URL that mailed links start with (required with SMTP:
     /// a link's address must never come from a request, whose `Host` an attacker writes).
     pub root_url: Option<String>,
+    /// `ASHGATE_AUDIT_RETENTION_DAYS` (90): audit events older than this are deleted.
+    pub audit_retention: Duration,
 }
 
 /// Phoenix's per-email brute-force lockout, keyed by (email, client address) in ashgate.
@@ -236,6 +238,9 @@ impl IdentityConfig {
             tls: ashgate_runtime::tls::ServerTls::from_env(env)?,
             ldap,
             oauth2_configured: oauth2_configured(env),
+            audit_retention: Duration::from_secs(
+                86_400 * env.u64_in("ASHGATE_AUDIT_RETENTION_DAYS", 90, 1, 36_500)?,
+            ),
         })
     }
 

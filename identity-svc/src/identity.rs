@@ -86,6 +86,7 @@ impl Identity {
         });
         identity.cache.follow(&identity.revocations);
         tokio::spawn(purge_expired_rows(Arc::downgrade(&identity)));
+        tokio::spawn(crate::audit::prune(Arc::downgrade(&identity)));
         if identity.shares_revocations() {
             tokio::spawn(crate::revocation_log::follow(Arc::downgrade(&identity)));
         }

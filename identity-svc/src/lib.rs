@@ -5,6 +5,7 @@
 //! [`grpc`] (tonic). Only binaries wire concrete things together.
 
 pub mod api_key;
+pub mod audit;
 pub mod config;
 pub mod error;
 pub mod grpc;

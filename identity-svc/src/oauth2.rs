@@ -1,6 +1,9 @@
 //! Completing an OAuth2/OIDC sign-in whose ID token the gateway has verified: find or create
 //! the user, then start a session (Phoenix `routers/oauth2.py` user resolution).
 
+use std::net::IpAddr;
+
+use crate::audit::{Actor, AuditEvent, EventType, Method};
 use crate::error::{Error, Result};
 use crate::identity::{Identity, now_ms};
 use crate::principal::Role;
@@ -42,9 +45,34 @@ impl Identity {
     /// (client id, subject), else a never-linked OAuth2 account pre-created for a verified
     /// email. An email that belongs to a local account is refused (`email_in_use`), never linked.
     #[tracing::instrument(skip_all, fields(client_id = %identity.client_id))]
-    pub async fn complete_oauth2_sign_in(&self, identity: OAuth2Identity) -> Result<TokenPair> {
+    pub async fn complete_oauth2_sign_in(
+        &self,
+        identity: OAuth2Identity,
+        client_addr: Option<IpAddr>,
+    ) -> Result<TokenPair> {
         self.require_auth_enabled()?;
         let email = normalize_email(&identity.email);
+        match self.oauth2_account(&identity, email.clone(), client_addr).await {
+            Ok(user) => {
+                let event = crate::session::signed_in(Method::OAuth2, &user, client_addr)
+                    .with("client_id", identity.client_id.as_str());
+                self.start_session(user.id, None, false, Some(&event)).await
+            }
+            Err(e @ Error::Precondition(_)) => {
+                self.sign_in_failed(Method::OAuth2, &email, client_addr).await;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The account an OAuth2 identity opens (found, linked or created).
+    async fn oauth2_account(
+        &self,
+        identity: &OAuth2Identity,
+        email: String,
+        client_addr: Option<IpAddr>,
+    ) -> Result<User> {
         if identity.subject.is_empty() || !is_valid_email(&email) {
             return Err(Error::Invalid("OAuth2 identity needs a subject and a valid email".into()));
         }
@@ -53,14 +81,13 @@ impl Identity {
         }
         let user = match self.store.user_by_oauth2(&identity.client_id, &identity.subject).await? {
             Some(user) => Some(user),
-            None => self.link_by_email(&identity, &email).await?,
+            None => self.link_by_email(identity, &email).await?,
         };
-        let user = match user {
-            Some(user) => self.refresh_profile(user, &identity).await?,
-            None if identity.allow_sign_up => self.sign_up(&identity, email).await?,
-            None => return Err(Error::Precondition(SIGN_IN_NOT_ALLOWED.into())),
-        };
-        self.start_session(user.id, None, false).await
+        match user {
+            Some(user) => self.refresh_profile(user, identity, client_addr).await,
+            None if identity.allow_sign_up => self.sign_up(identity, email, client_addr).await,
+            None => Err(Error::Precondition(SIGN_IN_NOT_ALLOWED.into())),
+        }
     }
 
     /// An existing account with this email that may take this identity: an OAuth2 user that
@@ -86,26 +113,48 @@ impl Identity {
         }
     }
 
-    async fn refresh_profile(&self, user: User, identity: &OAuth2Identity) -> Result<User> {
+    async fn refresh_profile(
+        &self,
+        user: User,
+        identity: &OAuth2Identity,
+        addr: Option<IpAddr>,
+    ) -> Result<User> {
         let role = match identity.role {
             Some(role) if identity.resync_role && user.role != Role::System => role,
             _ => user.role,
         };
         let picture = identity.profile_picture_url.as_deref().or(user.profile_picture_url.as_deref());
         let changed = role != user.role;
+        let event = changed.then(|| {
+            AuditEvent::new(EventType::UserRoleChanged)
+                .actor(Actor::User(user.id))
+                .on_user(user.id, &user.username)
+                .from_addr(addr)
+                .with("from", user.role.as_str())
+                .with("to", role.as_str())
+                .with("source", "oauth2")
+        });
         // Linked to another identity in the meantime: this one does not sign in as them.
         let updated = self
             .store
-            .update_oauth2_profile(user.id, &identity.client_id, &identity.subject, picture, role, now_ms())
+            .update_oauth2_profile(
+                user.id,
+                &identity.client_id,
+                &identity.subject,
+                picture,
+                role,
+                now_ms(),
+                event.as_ref(),
+            )
             .await?
             .ok_or(Error::Precondition(SIGN_IN_NOT_ALLOWED.into()))?;
         if changed {
-            self.revoke_sessions_of(user.id).await?;
+            self.revoke_sessions_of(user.id, None).await?;
         }
         Ok(updated)
     }
 
-    async fn sign_up(&self, identity: &OAuth2Identity, email: String) -> Result<User> {
+    async fn sign_up(&self, identity: &OAuth2Identity, email: String, addr: Option<IpAddr>) -> Result<User> {
         let base = Some(identity.username.trim())
             .filter(|n| !n.is_empty())
             .map(str::to_owned)
@@ -124,9 +173,14 @@ impl Identity {
             oauth2_user_id: Some(identity.subject.clone()),
             profile_picture_url: identity.profile_picture_url.clone(),
         };
+        let event = AuditEvent::new(EventType::UserCreated)
+            .from_addr(addr)
+            .with("role", user.role.as_str())
+            .with("auth_method", "OAUTH2")
+            .with("source", "oauth2_sign_up");
         // Phoenix appends a random suffix when the username is taken.
         for _ in 0..5 {
-            match self.store.insert_user(&user, now_ms()).await {
+            match self.store.insert_user(&user, now_ms(), Some(&event)).await {
                 Err(Error::Conflict("Username already exists" | crate::user::USERNAME_TOO_SIMILAR)) => {
                     let suffix: String =
                         random_token(6).chars().filter(char::is_ascii_alphanumeric).take(5).collect();

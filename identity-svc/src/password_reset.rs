@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::audit::{Actor, AuditEvent, EventType};
 use crate::error::{Error, Result};
 use crate::identity::{Identity, after, now_ms};
 use crate::limits::{AUTH_BUCKET, Guard};
@@ -43,10 +44,10 @@ impl Identity {
         let (Some(_), Some(_)) = (self.mailer.as_ref(), self.config.root_url.as_ref()) else {
             return Err(Error::Unavailable(SMTP_NOT_CONFIGURED.into()));
         };
-        self.limits.check_rate(AUTH_BUCKET, client_addr).await?;
+        self.check_rate_audited(AUTH_BUCKET, client_addr, "password_reset_email").await?;
         let identity = Arc::clone(self);
         tokio::spawn(async move {
-            if let Err(e) = identity.mail_reset_link(&email).await {
+            if let Err(e) = identity.mail_reset_link(&email, client_addr).await {
                 tracing::warn!(error = %e, "could not issue a password-reset link");
             }
         });
@@ -54,14 +55,20 @@ impl Identity {
     }
 
     /// The background half of [`Identity::request_password_reset`]: local human users only.
-    async fn mail_reset_link(&self, email: &str) -> Result<()> {
+    /// Only a link actually issued is an event: requests for nobody change nothing, and the
+    /// per-address rate limit bounds them.
+    async fn mail_reset_link(&self, email: &str, client_addr: Option<IpAddr>) -> Result<()> {
         let (Some(mailer), Some(base)) = (self.mailer.as_ref(), self.config.root_url.as_deref()) else {
             return Ok(());
         };
         let Some(user) = self.store.user_by_email(email).await?.filter(is_recoverable) else {
             return Ok(());
         };
-        let Some(token) = self.issue_reset_token(user.id).await? else {
+        let event = AuditEvent::new(EventType::PasswordResetRequested)
+            .on_user(user.id, &user.username)
+            .from_addr(client_addr)
+            .with("email", user.email.as_str());
+        let Some(token) = self.issue_reset_token(user.id, &event).await? else {
             tracing::info!(user_id = user.id, "reset link sent less than a minute ago; not sending another");
             return Ok(());
         };
@@ -72,12 +79,13 @@ impl Identity {
 
     /// Issues the one live reset token of a user (a new one voids the old), or `None` when the
     /// current one is younger than `ASHGATE_PASSWORD_RESET_COOLDOWN_SECONDS`.
-    pub(crate) async fn issue_reset_token(&self, user_id: i64) -> Result<Option<String>> {
+    pub(crate) async fn issue_reset_token(&self, user_id: i64, event: &AuditEvent) -> Result<Option<String>> {
         let now = now_ms();
         let expires = after(now, self.config.password_reset_token_ttl);
         let nonce = Nonce::generate();
         let cooldown = i64::try_from(self.config.password_reset_cooldown.as_millis()).unwrap_or(i64::MAX);
-        let Some(id) = self.store.replace_reset_token(user_id, nonce.hash(), now, expires, cooldown).await?
+        let Some(id) =
+            self.store.replace_reset_token(user_id, nonce.hash(), now, expires, cooldown, event).await?
         else {
             return Ok(None);
         };
@@ -98,7 +106,7 @@ impl Identity {
         if self.config.basic_auth_disabled {
             return Err(Error::Forbidden("Password reset is disabled".into()));
         }
-        self.limits.check_rate(AUTH_BUCKET, client_addr).await?;
+        self.check_rate_audited(AUTH_BUCKET, client_addr, "password_reset").await?;
         if password.expose().is_empty() {
             return Err(Error::Invalid("Password required".into()));
         }
@@ -119,7 +127,11 @@ impl Identity {
         // Phoenix: a user who is gone or no longer local gets 204 and nothing changes.
         let target = self.store.user_by_id(row.user_id).await?.filter(is_recoverable);
         let Some(target) = target else { return Ok(()) };
-        let Some(user) = self.store.set_password(target.id, &hash, false, now_ms()).await? else {
+        let event = AuditEvent::new(EventType::PasswordResetCompleted)
+            .actor(Actor::User(target.id))
+            .on_user(target.id, &target.username)
+            .from_addr(client_addr);
+        let Some(user) = self.store.set_password(target.id, &hash, false, now_ms(), &event).await? else {
             return Ok(());
         };
         self.revoke(Revocation::User(user.id));
@@ -151,9 +163,14 @@ impl Identity {
         }
         self.policy.check(password.expose())?;
         let hash = self.hasher.hash(password).await?;
+        let event = AuditEvent::new(EventType::PasswordChanged)
+            .actor(Actor::CommandLine)
+            .on_user(user.id, &user.username)
+            .with("own", false)
+            .with("must_change", must_change);
         let user = self
             .store
-            .set_password(user.id, &hash, must_change, now_ms())
+            .set_password(user.id, &hash, must_change, now_ms(), &event)
             .await?
             .ok_or(Error::NotFound(crate::user::USER_NOT_FOUND))?;
         self.revoke(Revocation::User(user.id));

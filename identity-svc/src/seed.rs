@@ -48,7 +48,7 @@ pub async fn seed(store: &Store, hasher: &PasswordHasherPool, config: &IdentityC
             let hash = hasher.hash(&Secret::new(random_password())).await?;
             new_user(email, username, Role::Admin, Some(hash), true)
         };
-        match store.insert_user(&user, now_ms()).await {
+        match store.insert_user(&user, now_ms(), None).await {
             Ok(_) => tracing::info!(%email, "created admin from PHOENIX_ADMINS"),
             // Username taken by someone else: skipped, as Phoenix does.
             Err(Error::Conflict(reason)) => tracing::warn!(%email, reason, "PHOENIX_ADMINS entry skipped"),
@@ -74,7 +74,7 @@ fn new_user(email: &str, username: &str, role: Role, hash: Option<String>, needs
 
 /// Inserts, or, when another replica seeded the same row at the same moment, reads theirs.
 async fn insert_once(store: &Store, user: NewUser) -> Result<crate::user::User> {
-    match store.insert_user(&user, now_ms()).await {
+    match store.insert_user(&user, now_ms(), None).await {
         Ok(user) => Ok(user),
         Err(Error::Conflict(_)) => {
             store.user_by_email(&user.email).await?.ok_or_else(|| Error::internal("seed conflict"))

@@ -3,9 +3,10 @@
 
 use std::net::IpAddr;
 
+use crate::audit::{Actor, AuditEvent, EventType, Method};
 use crate::error::{Error, Result};
 use crate::identity::{Identity, after, now_ms};
-use crate::limits::{AUTH_BUCKET, Guard};
+use crate::limits::AUTH_BUCKET;
 use crate::principal::{Principal, Role};
 use crate::revocation::Revocation;
 use crate::secret::Secret;
@@ -49,13 +50,13 @@ impl Identity {
         if self.config.basic_auth_disabled {
             return Err(Error::Forbidden("Password sign-in is disabled".into()));
         }
-        self.limits.check_rate(AUTH_BUCKET, client_addr).await?;
         let email = normalize_email(email);
+        self.check_rate_audited(AUTH_BUCKET, client_addr, "login").await?;
         if email.is_empty() || password.expose().is_empty() {
             return Err(Error::Unauthenticated(CREDENTIALS_REQUIRED));
         }
         // Counted before the password is checked, so guesses sent at once cannot all get in.
-        let attempt = self.limits.reserve(Guard::SignIn, &email, client_addr).await?;
+        let attempt = self.reserve_audited(Method::Password, &email, &email, client_addr).await?;
         let user = self
             .store
             .user_by_email(&email)
@@ -64,10 +65,12 @@ impl Identity {
         let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
         let matched = self.hasher.verify(password, hash).await?;
         let Some(user) = user.filter(|_| matched) else {
+            self.sign_in_failed(Method::Password, &email, client_addr).await;
             return Err(Error::Unauthenticated(INVALID_CREDENTIALS));
         };
         attempt.succeeded().await;
-        self.start_session(user.id, None, user.password_needs_reset).await
+        let event = signed_in(Method::Password, &user, client_addr);
+        self.start_session(user.id, None, user.password_needs_reset, Some(&event)).await
     }
 
     /// Exchanges a refresh token for a new pair. The old token is spent; presenting a spent one
@@ -78,7 +81,7 @@ impl Identity {
     #[tracing::instrument(skip_all)]
     pub async fn refresh(&self, refresh_token: &str, client_addr: Option<IpAddr>) -> Result<TokenPair> {
         self.require_auth_enabled()?;
-        self.limits.check_rate(AUTH_BUCKET, client_addr).await?;
+        self.check_rate_audited(AUTH_BUCKET, client_addr, "refresh").await?;
         if refresh_token.is_empty() {
             return Err(Error::Unauthenticated(MISSING_REFRESH_TOKEN));
         }
@@ -133,7 +136,8 @@ impl Identity {
             }
             Renewal::Spent(_) => {
                 tracing::warn!(user_id = row.user_id, "refresh token reused: revoking its session family");
-                for id in self.store.delete_family(row.family_id).await? {
+                let event = self.reuse_event(row.user_id, row.family_id, client_addr, "refresh").await?;
+                for id in self.store.delete_family(row.family_id, &event, now).await? {
                     self.revoke(Revocation::AccessToken(id));
                 }
                 Err(Error::Unauthenticated(INVALID_REFRESH_TOKEN))
@@ -148,9 +152,15 @@ impl Identity {
     /// with it or a thief, that session ends, as a replay at `/refresh` would end it. Returns the
     /// user id, 0 if nobody was identified.
     #[tracing::instrument(skip_all)]
-    pub async fn logout(&self, principal: Option<&Principal>, refresh_token: Option<&str>) -> Result<i64> {
+    pub async fn logout(
+        &self,
+        principal: Option<&Principal>,
+        refresh_token: Option<&str>,
+        client_addr: Option<IpAddr>,
+    ) -> Result<i64> {
         if let Some(user_id) = principal.filter(|p| p.is_session()).map(|p| p.user_id) {
-            self.revoke_sessions_of(user_id).await?;
+            let event = self.sign_out_event(user_id, client_addr, "access_token").await?;
+            self.revoke_sessions_of(user_id, Some(&event)).await?;
             return Ok(user_id);
         }
         let (Some(token), Some(codec)) = (refresh_token, self.codec.as_ref()) else { return Ok(0) };
@@ -164,7 +174,8 @@ impl Identity {
             return Ok(0);
         };
         if row.rotated_at_ms.is_some() {
-            for id in self.store.delete_family(row.family_id).await? {
+            let event = self.reuse_event(row.user_id, row.family_id, client_addr, "logout").await?;
+            for id in self.store.delete_family(row.family_id, &event, now_ms()).await? {
                 self.revoke(Revocation::AccessToken(id));
             }
             return Ok(0);
@@ -172,30 +183,72 @@ impl Identity {
         if row.expires_at_ms <= now_ms() {
             return Ok(0);
         }
-        self.revoke_sessions_of(row.user_id).await?;
+        let event = self.sign_out_event(row.user_id, client_addr, "refresh_token").await?;
+        self.revoke_sessions_of(row.user_id, Some(&event)).await?;
         Ok(row.user_id)
     }
 
-    /// Deletes every session of a user and tells every verifier.
-    pub(crate) async fn revoke_sessions_of(&self, user_id: i64) -> Result<()> {
-        self.store.delete_sessions_of(user_id).await?;
+    /// Deletes every session of a user (with `event`, if the ending is an event of its own) and
+    /// tells every verifier.
+    pub(crate) async fn revoke_sessions_of(&self, user_id: i64, event: Option<&AuditEvent>) -> Result<()> {
+        self.store.delete_sessions_of(user_id, event, now_ms()).await?;
         self.revoke(Revocation::User(user_id));
         Ok(())
     }
 
-    /// Issues a new pair, continuing `family_id` or starting a family.
+    /// Issues a new pair, continuing `family_id` or starting a family, with `event` (a sign-in).
     pub(crate) async fn start_session(
         &self,
         user_id: i64,
         family_id: Option<i64>,
         needs_reset: bool,
+        event: Option<&AuditEvent>,
     ) -> Result<TokenPair> {
         let codec = self.codec()?;
         let now = now_ms();
         let fresh = FreshPair::new(&self.config, now);
-        let ids = self.store.insert_session(user_id, family_id, fresh.refresh(), fresh.access(), now).await?;
+        let ids = self
+            .store
+            .insert_session(user_id, family_id, fresh.refresh(), fresh.access(), now, event)
+            .await?;
         fresh.into_pair(codec, user_id, needs_reset, ids, now)
     }
+
+    /// A sign-out of `user_id`, who identified themself with `by` (which token).
+    async fn sign_out_event(&self, user_id: i64, addr: Option<IpAddr>, by: &str) -> Result<AuditEvent> {
+        let username = self.store.user_by_id(user_id).await?.map(|u| u.username).unwrap_or_default();
+        Ok(AuditEvent::new(EventType::SignedOut)
+            .actor(Actor::User(user_id))
+            .on_user(user_id, &username)
+            .from_addr(addr)
+            .with("identified_by", by))
+    }
+
+    /// A spent refresh token of `user_id` presented again (at `route`): its family is revoked.
+    async fn reuse_event(
+        &self,
+        user_id: i64,
+        family_id: i64,
+        addr: Option<IpAddr>,
+        route: &str,
+    ) -> Result<AuditEvent> {
+        let username = self.store.user_by_id(user_id).await?.map(|u| u.username).unwrap_or_default();
+        Ok(AuditEvent::new(EventType::RefreshTokenReused)
+            .on_user(user_id, &username)
+            .from_addr(addr)
+            .with("session_family", family_id)
+            .with("presented_to", route))
+    }
+}
+
+/// A sign-in of `user` with `method`.
+pub(crate) fn signed_in(method: Method, user: &crate::user::User, addr: Option<IpAddr>) -> AuditEvent {
+    AuditEvent::new(EventType::SignInSucceeded)
+        .actor(Actor::User(user.id))
+        .on_user(user.id, &user.username)
+        .from_addr(addr)
+        .with("method", method.as_str())
+        .with("email", user.email.as_str())
 }
 
 /// The secrets and expiries of a pair about to be stored, then signed once its rows exist.

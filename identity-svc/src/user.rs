@@ -3,8 +3,9 @@
 //! nobody may: every caller is anonymous then, and a user created that way could sign in the
 //! day authentication is turned on.
 
+use crate::audit::{AuditEvent, EventType};
 use crate::error::{Error, Result};
-use crate::identity::{Identity, now_ms};
+use crate::identity::{Caller, Identity, now_ms};
 use crate::limits::Guard;
 use crate::password::random_password;
 use crate::principal::{CredentialKind, Principal, Role};
@@ -211,8 +212,9 @@ pub fn parse_cursor(cursor: &str) -> Result<i64> {
 
 impl Identity {
     /// Creates a user (admins only). REST-created local users must reset their password.
-    #[tracing::instrument(skip_all, fields(caller = principal.user_id))]
-    pub async fn create_user(&self, principal: &Principal, request: CreateUser) -> Result<User> {
+    #[tracing::instrument(skip_all, fields(caller = caller.principal.user_id))]
+    pub async fn create_user(&self, caller: &Caller, request: CreateUser) -> Result<User> {
+        let principal = &caller.principal;
         self.require_auth_enabled()?;
         require_admin(principal)?;
         refuse_api_keys(principal)?;
@@ -266,20 +268,29 @@ impl Identity {
                 }
             }
         }
-        self.store.insert_user(&user, now_ms()).await
+        let event = AuditEvent::by(EventType::UserCreated, caller)
+            .with("email", user.email.as_str())
+            .with("role", user.role.as_str())
+            .with("auth_method", user.auth_method.as_str());
+        self.store.insert_user(&user, now_ms(), Some(&event)).await
     }
 
     /// Deletes a user (admins only) with their sessions and keys; never the default admin or
     /// the system user.
-    #[tracing::instrument(skip_all, fields(caller = principal.user_id, target = user_id))]
-    pub async fn delete_user(&self, principal: &Principal, user_id: i64) -> Result<()> {
+    #[tracing::instrument(skip_all, fields(caller = caller.principal.user_id, target = user_id))]
+    pub async fn delete_user(&self, caller: &Caller, user_id: i64) -> Result<()> {
+        let principal = &caller.principal;
         self.require_auth_enabled()?;
         require_admin(principal)?;
         let user = self.store.user_by_id(user_id).await?.ok_or(Error::NotFound(USER_NOT_FOUND))?;
         if user.role == Role::System || user.email == DEFAULT_ADMIN_EMAIL {
             return Err(Error::Forbidden("Cannot delete the default admin or system user".into()));
         }
-        if !self.store.delete_user(user_id).await? {
+        let event = AuditEvent::by(EventType::UserDeleted, caller)
+            .on_user(user.id, &user.username)
+            .with("email", user.email.as_str())
+            .with("role", user.role.as_str());
+        if !self.store.delete_user(user_id, &event, now_ms()).await? {
             return Err(Error::NotFound(USER_NOT_FOUND));
         }
         self.revoke(Revocation::User(user_id));
@@ -324,11 +335,15 @@ impl Identity {
     }
 
     /// Renames a user: anyone themself, admins anyone. The system user is not renamed.
-    pub async fn update_username(&self, principal: &Principal, user_id: i64, username: &str) -> Result<User> {
-        let target = self.modifiable_user(principal, user_id).await?;
+    pub async fn update_username(&self, caller: &Caller, user_id: i64, username: &str) -> Result<User> {
+        let target = self.modifiable_user(&caller.principal, user_id).await?;
         let username = check_username(username)?;
+        let event = AuditEvent::by(EventType::UserRenamed, caller)
+            .on_user(target.id, &target.username)
+            .with("from", target.username.as_str())
+            .with("to", username.as_str());
         self.store
-            .update_username(target.id, &username, now_ms())
+            .update_username(target.id, &username, now_ms(), &event)
             .await?
             .ok_or(Error::NotFound(USER_NOT_FOUND))
     }
@@ -336,14 +351,15 @@ impl Identity {
     /// Sets a password. Own: the current password is required and the flag clears. Another's
     /// (admins): the target must change it at next sign-in. Either way every session of the
     /// target ends.
-    #[tracing::instrument(skip_all, fields(caller = principal.user_id, target = user_id))]
+    #[tracing::instrument(skip_all, fields(caller = caller.principal.user_id, target = user_id))]
     pub async fn update_password(
         &self,
-        principal: &Principal,
+        caller: &Caller,
         user_id: i64,
         new_password: &Secret,
         current_password: Option<&Secret>,
     ) -> Result<User> {
+        let principal = &caller.principal;
         let target = self.modifiable_user(principal, user_id).await?;
         refuse_api_keys(principal)?;
         if target.auth_method != AuthMethod::Local {
@@ -367,9 +383,13 @@ impl Identity {
         }
         self.policy.check(new_password.expose())?;
         let hash = self.hasher.hash(new_password).await?;
+        let event = AuditEvent::by(EventType::PasswordChanged, caller)
+            .on_user(target.id, &target.username)
+            .with("own", own)
+            .with("must_change", !own);
         let user = self
             .store
-            .set_password(target.id, &hash, !own, now_ms())
+            .set_password(target.id, &hash, !own, now_ms(), &event)
             .await?
             .ok_or(Error::NotFound(USER_NOT_FOUND))?;
         self.revoke(Revocation::User(target.id));
@@ -378,8 +398,9 @@ impl Identity {
 
     /// Changes a role (admins only): never one's own, the default admin's or the system user's,
     /// and never to SYSTEM. The target's sessions end (Phoenix logs them out).
-    #[tracing::instrument(skip_all, fields(caller = principal.user_id, target = user_id))]
-    pub async fn update_role(&self, principal: &Principal, user_id: i64, role: Role) -> Result<User> {
+    #[tracing::instrument(skip_all, fields(caller = caller.principal.user_id, target = user_id))]
+    pub async fn update_role(&self, caller: &Caller, user_id: i64, role: Role) -> Result<User> {
+        let principal = &caller.principal;
         self.require_auth_enabled()?;
         require_admin(principal)?;
         refuse_api_keys(principal)?;
@@ -395,8 +416,15 @@ impl Identity {
                 "Cannot change the role of the default admin or system user".into(),
             ));
         }
-        let user =
-            self.store.set_role(target.id, role, now_ms()).await?.ok_or(Error::NotFound(USER_NOT_FOUND))?;
+        let event = AuditEvent::by(EventType::UserRoleChanged, caller)
+            .on_user(target.id, &target.username)
+            .with("from", target.role.as_str())
+            .with("to", role.as_str());
+        let user = self
+            .store
+            .set_role(target.id, role, now_ms(), &event)
+            .await?
+            .ok_or(Error::NotFound(USER_NOT_FOUND))?;
         self.revoke(Revocation::User(target.id));
         Ok(user)
     }

@@ -10,6 +10,7 @@
 )]
 
 mod api_keys;
+mod audit;
 mod auth;
 mod browser;
 mod csrf;

@@ -54,6 +54,37 @@ async fn operator_resets_a_password_offline() {
         tokio::task::block_in_place(|| reset_password(&fx, email, "from-the-cli-2", &["--must-change"]));
     assert_eq!(code, 0);
     assert!(fx.login("admin@localhost", "from-the-cli-2").await.password_needs_reset);
+    // Both are in the audit log, by "command line", without the passwords.
+    let request =
+        pb::ListAuditEventsRequest { event_types: vec!["password_changed".into()], ..Default::default() };
+    let events = pb::audit_service_client::AuditServiceClient::new(fx.channel())
+        .list_audit_events(ashgate_testkit::identity::bearer(
+            request,
+            ashgate_testkit::identity::ADMIN_SECRET,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let seen: Vec<(&str, &str, &str, &str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.actor_type.as_str(),
+                e.actor.as_str(),
+                e.subject.as_str(),
+                e.client_addr.as_str(),
+                e.detail_json.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("command_line", "command line", "admin", "", r#"{"must_change":true,"own":false}"#),
+            ("command_line", "command line", "admin", "", r#"{"must_change":false,"own":false}"#),
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

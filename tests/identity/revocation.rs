@@ -194,7 +194,8 @@ async fn identity_forgets_a_revoked_key_before_the_call_returns() {
     identity.verify_credential(&key).await.unwrap();
     let admin = identity.verify_credential(ADMIN_SECRET).await.unwrap();
     let keys = identity.list_system_api_keys(&admin).await.unwrap();
-    identity.delete_system_api_key(&admin, keys[0].id).await.unwrap();
+    let caller = ashgate_identity::identity::Caller { principal: admin, client_addr: None };
+    identity.delete_system_api_key(&caller, keys[0].id).await.unwrap();
     let refused = identity.verify_credential(&key).await.unwrap_err();
     assert_eq!(refused.to_string(), "Invalid token");
 }

@@ -4,6 +4,7 @@
 //! copy button. Forms post back with a token derived from the access cookie, on top of the
 //! Origin/Referer check in [`crate::csrf`] and SameSite=Strict cookies.
 
+mod audit;
 mod home;
 mod ldap;
 mod login;
@@ -39,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/forgot-password", get(recovery::show_forgot).post(recovery::submit_forgot))
         .route("/reset-password-with-token", get(recovery::show_reset).post(recovery::submit_reset))
         .route("/settings", get(settings::show))
+        .route("/settings/audit", get(audit::show))
         .route("/settings/username", post(settings::rename_self))
         .route("/settings/api-keys", post(settings::create_own_key))
         .route("/settings/api-keys/{id}/delete", post(settings::delete_own_key))

@@ -1,6 +1,7 @@
 //! REST and auth routes, plus what they share: query parameters, paging, role gates.
 
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod ldap;
 pub mod ops;

@@ -38,15 +38,15 @@ impl ApiKeyService for ApiKeyApi {
         &self,
         request: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::CreatedApiKey>, Status> {
-        let principal = caller(&self.0, &request).await?;
-        Ok(created(self.0.create_system_api_key(&principal, create_request(request.into_inner())).await?))
+        let caller = caller(&self.0, &request).await?;
+        Ok(created(self.0.create_system_api_key(&caller, create_request(request.into_inner())).await?))
     }
 
     async fn list_system_api_keys(
         &self,
         request: Request<pb::ListSystemApiKeysRequest>,
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
-        let principal = caller(&self.0, &request).await?;
+        let principal = caller(&self.0, &request).await?.principal;
         Ok(listed(self.0.list_system_api_keys(&principal).await?, String::new()))
     }
 
@@ -54,8 +54,8 @@ impl ApiKeyService for ApiKeyApi {
         &self,
         request: Request<pb::DeleteApiKeyRequest>,
     ) -> Result<Response<pb::DeleteApiKeyResponse>, Status> {
-        let principal = caller(&self.0, &request).await?;
-        self.0.delete_system_api_key(&principal, request.get_ref().id).await?;
+        let caller = caller(&self.0, &request).await?;
+        self.0.delete_system_api_key(&caller, request.get_ref().id).await?;
         Ok(Response::new(pb::DeleteApiKeyResponse {}))
     }
 
@@ -63,15 +63,15 @@ impl ApiKeyService for ApiKeyApi {
         &self,
         request: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::CreatedApiKey>, Status> {
-        let principal = caller(&self.0, &request).await?;
-        Ok(created(self.0.create_user_api_key(&principal, create_request(request.into_inner())).await?))
+        let caller = caller(&self.0, &request).await?;
+        Ok(created(self.0.create_user_api_key(&caller, create_request(request.into_inner())).await?))
     }
 
     async fn list_own_api_keys(
         &self,
         request: Request<pb::ListOwnApiKeysRequest>,
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
-        let principal = caller(&self.0, &request).await?;
+        let principal = caller(&self.0, &request).await?.principal;
         Ok(listed(self.0.list_own_api_keys(&principal).await?, String::new()))
     }
 
@@ -79,7 +79,7 @@ impl ApiKeyService for ApiKeyApi {
         &self,
         request: Request<pb::ListAllUserApiKeysRequest>,
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
-        let principal = caller(&self.0, &request).await?;
+        let principal = caller(&self.0, &request).await?.principal;
         let body = request.get_ref();
         let (keys, next) = self.0.list_all_user_api_keys(&principal, &body.cursor, body.limit).await?;
         Ok(listed(keys, next))
@@ -89,8 +89,8 @@ impl ApiKeyService for ApiKeyApi {
         &self,
         request: Request<pb::DeleteApiKeyRequest>,
     ) -> Result<Response<pb::DeleteApiKeyResponse>, Status> {
-        let principal = caller(&self.0, &request).await?;
-        self.0.delete_user_api_key(&principal, request.get_ref().id).await?;
+        let caller = caller(&self.0, &request).await?;
+        self.0.delete_user_api_key(&caller, request.get_ref().id).await?;
         Ok(Response::new(pb::DeleteApiKeyResponse {}))
     }
 }

@@ -48,7 +48,8 @@ impl AuthService for AuthApi {
             None => None,
         };
         let refresh = Some(request.get_ref().refresh_token.as_str()).filter(|t| !t.is_empty());
-        let user_id = self.0.logout(principal.as_ref(), refresh).await?;
+        let addr = client_addr(&self.0, &request);
+        let user_id = self.0.logout(principal.as_ref(), refresh, addr).await?;
         Ok(Response::new(pb::LogoutResponse { user_id }))
     }
 
@@ -70,7 +71,7 @@ impl AuthService for AuthApi {
         request: Request<pb::RequestPasswordResetRequest>,
     ) -> Result<Response<pb::RequestPasswordResetResponse>, Status> {
         // The caller chooses where the emailed link (a credential) points: only the gateway may.
-        super::require_gateway(&self.0, &request)?;
+        super::require_gateway(&self.0, &request, "RequestPasswordReset").await?;
         let addr = client_addr(&self.0, &request);
         let body = request.into_inner();
         self.0.request_password_reset(&body.email, addr).await?;

@@ -40,10 +40,15 @@ impl InternalService for InternalApi {
         &self,
         request: Request<pb::VerifyCredentialRequest>,
     ) -> Result<Response<pb::Principal>, Status> {
-        require_internal(&self.identity, &request)?;
+        require_internal(&self.identity, &request, "VerifyCredential").await?;
         let credential = &request.get_ref().credential;
         let principal = if self.identity.config().auth_enabled {
-            self.identity.verify_credential(credential).await?
+            let principal = self.identity.verify_credential(credential).await?;
+            if principal.kind == crate::principal::CredentialKind::AdminSecret {
+                let addr = super::client_addr(&self.identity, &request);
+                self.identity.admin_secret_used(addr, "verifier").await;
+            }
+            principal
         } else {
             crate::principal::Principal::anonymous()
         };
@@ -56,7 +61,7 @@ impl InternalService for InternalApi {
         &self,
         request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
-        require_internal(&self.identity, &request)?;
+        require_internal(&self.identity, &request, "WatchRevocations").await?;
         // Subscribe before answering: once the caller sees the response, it misses nothing.
         let receiver = self.identity.revocations().subscribe();
         // A replica that may be missing other replicas' revocations (its Redis subscription is
@@ -113,7 +118,8 @@ impl InternalService for InternalApi {
         request: Request<pb::CompleteOAuth2SignInRequest>,
     ) -> Result<Response<pb::TokenPair>, Status> {
         // Whose account opens is decided here: only the gateway, which verified the ID token.
-        super::require_gateway(&self.identity, &request)?;
+        super::require_gateway(&self.identity, &request, "CompleteOAuth2SignIn").await?;
+        let addr = super::client_addr(&self.identity, &request);
         let body = request.into_inner();
         let role = match body.role {
             0 => None,
@@ -130,6 +136,6 @@ impl InternalService for InternalApi {
             role,
             resync_role: body.resync_role,
         };
-        Ok(Response::new(pair_to_pb(self.identity.complete_oauth2_sign_in(identity).await?)))
+        Ok(Response::new(pair_to_pb(self.identity.complete_oauth2_sign_in(identity, addr).await?)))
     }
 }

@@ -2,6 +2,7 @@
 //! `Status`. No rules live here.
 
 mod api_keys;
+mod audit;
 mod auth;
 mod convert;
 mod internal;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use ashgate_identity_client::bearer::parse_bearer;
 use ashgate_proto::identity::api_key_service_server::ApiKeyServiceServer;
+use ashgate_proto::identity::audit_service_server::AuditServiceServer;
 use ashgate_proto::identity::auth_service_server::AuthServiceServer;
 use ashgate_proto::identity::internal_service_server::InternalServiceServer;
 use ashgate_proto::identity::user_service_server::UserServiceServer;
@@ -22,9 +24,9 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::{Request, Status};
 
-use crate::identity::Identity;
+use crate::identity::{Caller, Identity};
 use crate::ops::Metrics;
-use crate::principal::Principal;
+use crate::principal::CredentialKind;
 
 /// Metadata carrying the internal service credential (`ASHGATE_INTERNAL_TOKEN`).
 pub const INTERNAL_TOKEN_METADATA: &str = "x-ashgate-internal-token";
@@ -119,6 +121,10 @@ impl IdentityServer {
                     .max_decoding_message_size(MAX_MESSAGE),
             )
             .add_service(
+                AuditServiceServer::new(audit::AuditApi(identity.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE),
+            )
+            .add_service(
                 InternalServiceServer::new(internal::InternalApi { identity, closing })
                     .max_decoding_message_size(MAX_MESSAGE),
             )
@@ -182,13 +188,17 @@ fn is_gateway<T>(identity: &Identity, request: &Request<T>) -> bool {
     }
 }
 
-/// Refuses callers that are not the gateway.
-fn require_gateway<T>(identity: &Identity, request: &Request<T>) -> Result<(), Status> {
+/// Refuses (and records) callers of `rpc` that are not the gateway.
+async fn require_gateway<T>(
+    identity: &Identity,
+    request: &Request<T>,
+    rpc: &'static str,
+) -> Result<(), Status> {
     if is_gateway(identity, request) {
-        Ok(())
-    } else {
-        Err(Status::permission_denied("This RPC is only for the ashgate gateway"))
+        return Ok(());
     }
+    identity.internal_credential_refused(rpc, "gateway", client_addr(identity, request)).await;
+    Err(Status::permission_denied("This RPC is only for the ashgate gateway"))
 }
 
 /// The end user's address: what the gateway says (if it proves it is the gateway), else the peer.
@@ -203,15 +213,34 @@ fn client_addr<T>(identity: &Identity, request: &Request<T>) -> Option<IpAddr> {
 }
 
 /// Authenticates the caller of a public RPC.
-async fn caller<T>(identity: &Identity, request: &Request<T>) -> Result<Principal, Status> {
-    Ok(identity.authenticate(bearer(request).as_deref(), false).await?)
+async fn caller<T>(identity: &Identity, request: &Request<T>) -> Result<Caller, Status> {
+    authenticated(identity, request, false).await
 }
 
-/// Refuses callers without the internal service credential.
-fn require_internal<T>(identity: &Identity, request: &Request<T>) -> Result<(), Status> {
-    if is_internal(identity, request) {
-        Ok(())
-    } else {
-        Err(Status::permission_denied("This RPC is only for ashgate services"))
+/// Authenticates the caller of a public RPC (`during_reset`: see [`Identity::authenticate`]),
+/// recording a use of the admin secret.
+async fn authenticated<T>(
+    identity: &Identity,
+    request: &Request<T>,
+    during_reset: bool,
+) -> Result<Caller, Status> {
+    let principal = identity.authenticate(bearer(request).as_deref(), during_reset).await?;
+    let client_addr = client_addr(identity, request);
+    if principal.kind == CredentialKind::AdminSecret {
+        identity.admin_secret_used(client_addr, "api").await;
     }
+    Ok(Caller { principal, client_addr })
+}
+
+/// Refuses (and records) callers of `rpc` without the internal service credential.
+async fn require_internal<T>(
+    identity: &Identity,
+    request: &Request<T>,
+    rpc: &'static str,
+) -> Result<(), Status> {
+    if is_internal(identity, request) {
+        return Ok(());
+    }
+    identity.internal_credential_refused(rpc, "internal", client_addr(identity, request)).await;
+    Err(Status::permission_denied("This RPC is only for ashgate services"))
 }

@@ -6,7 +6,7 @@ use ashgate_proto::identity::{self as pb, user_service_server::UserService};
 use tonic::{Request, Response, Status};
 
 use super::convert::{auth_method_from_pb, optional_text, role_from_pb, user_to_pb};
-use super::{bearer, caller};
+use super::{authenticated, bearer, caller};
 use crate::identity::Identity;
 use crate::secret::Secret;
 use crate::user::CreateUser;
@@ -20,7 +20,7 @@ impl UserService for UserApi {
         &self,
         request: Request<pb::CreateUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let principal = caller(&self.0, &request).await?;
+        let caller = caller(&self.0, &request).await?;
         let body = request.into_inner();
         let create = CreateUser {
             email: body.email,
@@ -31,15 +31,15 @@ impl UserService for UserApi {
             oauth2_client_id: optional_text(body.oauth2_client_id),
             oauth2_user_id: optional_text(body.oauth2_user_id),
         };
-        Ok(Response::new(user_to_pb(self.0.create_user(&principal, create).await?)))
+        Ok(Response::new(user_to_pb(self.0.create_user(&caller, create).await?)))
     }
 
     async fn delete_user(
         &self,
         request: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<pb::DeleteUserResponse>, Status> {
-        let principal = caller(&self.0, &request).await?;
-        self.0.delete_user(&principal, request.get_ref().user_id).await?;
+        let caller = caller(&self.0, &request).await?;
+        self.0.delete_user(&caller, request.get_ref().user_id).await?;
         Ok(Response::new(pb::DeleteUserResponse {}))
     }
 
@@ -47,7 +47,7 @@ impl UserService for UserApi {
         &self,
         request: Request<pb::ListUsersRequest>,
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        let principal = caller(&self.0, &request).await?;
+        let principal = caller(&self.0, &request).await?.principal;
         let body = request.get_ref();
         let (users, next_cursor) = self.0.list_users(&principal, &body.cursor, body.limit).await?;
         Ok(Response::new(pb::ListUsersResponse {
@@ -57,7 +57,7 @@ impl UserService for UserApi {
     }
 
     async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Result<Response<pb::User>, Status> {
-        let principal = caller(&self.0, &request).await?;
+        let principal = caller(&self.0, &request).await?.principal;
         Ok(Response::new(user_to_pb(self.0.get_user(&principal, request.get_ref().user_id).await?)))
     }
 
@@ -73,9 +73,9 @@ impl UserService for UserApi {
         &self,
         request: Request<pb::UpdateUsernameRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let principal = caller(&self.0, &request).await?;
+        let caller = caller(&self.0, &request).await?;
         let body = request.get_ref();
-        Ok(Response::new(user_to_pb(self.0.update_username(&principal, body.user_id, &body.username).await?)))
+        Ok(Response::new(user_to_pb(self.0.update_username(&caller, body.user_id, &body.username).await?)))
     }
 
     async fn update_password(
@@ -83,9 +83,9 @@ impl UserService for UserApi {
         request: Request<pb::UpdatePasswordRequest>,
     ) -> Result<Response<pb::User>, Status> {
         // A user who must change their password may do exactly this (to themself).
-        let principal = self.0.authenticate(bearer(&request).as_deref(), true).await?;
+        let caller = authenticated(&self.0, &request, true).await?;
         let body = request.into_inner();
-        if principal.password_needs_reset && principal.user_id != body.user_id {
+        if caller.principal.password_needs_reset && caller.principal.user_id != body.user_id {
             return Err(
                 crate::error::Error::Forbidden(crate::identity::PASSWORD_CHANGE_REQUIRED.into()).into()
             );
@@ -93,7 +93,7 @@ impl UserService for UserApi {
         let current = optional_text(body.current_password).map(Secret::new);
         let user = self
             .0
-            .update_password(&principal, body.user_id, &Secret::new(body.new_password), current.as_ref())
+            .update_password(&caller, body.user_id, &Secret::new(body.new_password), current.as_ref())
             .await?;
         Ok(Response::new(user_to_pb(user)))
     }
@@ -102,9 +102,9 @@ impl UserService for UserApi {
         &self,
         request: Request<pb::UpdateRoleRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let principal = caller(&self.0, &request).await?;
+        let caller = caller(&self.0, &request).await?;
         let body = request.get_ref();
         let role = role_from_pb(body.role)?;
-        Ok(Response::new(user_to_pb(self.0.update_role(&principal, body.user_id, role).await?)))
+        Ok(Response::new(user_to_pb(self.0.update_role(&caller, body.user_id, role).await?)))
     }
 }

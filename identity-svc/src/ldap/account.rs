@@ -6,6 +6,9 @@
 use super::INVALID_LDAP_CREDENTIALS;
 use super::config::LdapConfig;
 use super::directory::DirectoryUser;
+use std::net::IpAddr;
+
+use crate::audit::{Actor, AuditEvent, EventType};
 use crate::error::{Error, Result};
 use crate::identity::{Identity, now_ms};
 use crate::user::{USERNAME_TOO_SIMILAR, User, is_hidden};
@@ -20,7 +23,12 @@ fn refused() -> Error {
 
 impl Identity {
     /// Finds, updates or creates the account of `found`.
-    pub(super) async fn ldap_account(&self, found: DirectoryUser, config: &LdapConfig) -> Result<User> {
+    pub(super) async fn ldap_account(
+        &self,
+        found: DirectoryUser,
+        config: &LdapConfig,
+        addr: Option<IpAddr>,
+    ) -> Result<User> {
         let existing = match (&found.unique_id, &found.email) {
             (Some(unique_id), email) => match self.store.ldap_user_by_unique_id(unique_id).await? {
                 Some(user) => Some(user),
@@ -45,25 +53,37 @@ impl Identity {
             (None, None) => None,
         };
         match existing {
-            Some(user) => self.resync(user, &found).await,
+            Some(user) => self.resync(user, &found, addr).await,
             None if !config.allow_sign_up => {
                 tracing::info!("LDAP user has no account and PHOENIX_LDAP_ALLOW_SIGN_UP=false: refused");
                 Err(refused())
             }
-            None => self.sign_up_ldap(&found).await,
+            None => self.sign_up_ldap(&found, addr).await,
         }
     }
 
     /// Brings email, unique id and role in line with the directory. A role change ends the
     /// user's other sessions, as every role change does.
-    async fn resync(&self, user: User, found: &DirectoryUser) -> Result<User> {
+    async fn resync(&self, user: User, found: &DirectoryUser, addr: Option<IpAddr>) -> Result<User> {
         let email = found.email.as_deref().filter(|e| *e != user.email);
         let unique_id = found.unique_id.as_deref().filter(|id| user.ldap_unique_id.as_deref() != Some(*id));
         let role_changed = found.role != user.role;
         if email.is_none() && unique_id.is_none() && !role_changed {
             return Ok(user);
         }
-        let updated = match self.store.update_ldap_user(user.id, email, unique_id, found.role, now_ms()).await
+        let event = role_changed.then(|| {
+            AuditEvent::new(EventType::UserRoleChanged)
+                .actor(Actor::User(user.id))
+                .on_user(user.id, &user.username)
+                .from_addr(addr)
+                .with("from", user.role.as_str())
+                .with("to", found.role.as_str())
+                .with("source", "ldap")
+        });
+        let updated = match self
+            .store
+            .update_ldap_user(user.id, email, unique_id, found.role, now_ms(), event.as_ref())
+            .await
         {
             Ok(Some(updated)) => updated,
             Ok(None) => return Err(refused()),
@@ -78,13 +98,13 @@ impl Identity {
             Err(e) => return Err(e),
         };
         if role_changed {
-            self.revoke_sessions_of(user.id).await?;
+            self.revoke_sessions_of(user.id, None).await?;
         }
         Ok(updated)
     }
 
     /// Creates the account: username from the display name (a random suffix on collision).
-    async fn sign_up_ldap(&self, found: &DirectoryUser) -> Result<User> {
+    async fn sign_up_ldap(&self, found: &DirectoryUser, addr: Option<IpAddr>) -> Result<User> {
         if let Some(email) = &found.email
             && let Some(other) = self.store.user_by_email(email).await?
         {
@@ -114,6 +134,13 @@ impl Identity {
                     found.role,
                     found.unique_id.as_deref(),
                     now_ms(),
+                    Some(
+                        &AuditEvent::new(EventType::UserCreated)
+                            .from_addr(addr)
+                            .with("role", found.role.as_str())
+                            .with("auth_method", "LDAP")
+                            .with("source", "ldap_sign_up"),
+                    ),
                 )
                 .await;
             match inserted {

@@ -19,9 +19,10 @@ use std::net::IpAddr;
 pub use config::LdapConfig;
 pub use directory::{Directory, DirectoryError, DirectoryUser};
 
+use crate::audit::Method;
 use crate::error::{Error, Result};
 use crate::identity::Identity;
-use crate::limits::{AUTH_BUCKET, Guard};
+use crate::limits::AUTH_BUCKET;
 use crate::secret::Secret;
 use crate::session::TokenPair;
 
@@ -57,7 +58,7 @@ impl Identity {
         let Some(directory) = &self.directory else {
             return Err(Error::Unavailable(LDAP_NOT_CONFIGURED.into()));
         };
-        self.limits.check_rate(AUTH_BUCKET, client_addr).await?;
+        self.check_rate_audited(AUTH_BUCKET, client_addr, "ldap_login").await?;
         // An empty password would be an anonymous bind, which many directories accept.
         if username.is_empty() || password.expose().is_empty() {
             return Err(Error::Unauthenticated(LDAP_CREDENTIALS_REQUIRED));
@@ -67,7 +68,8 @@ impl Identity {
         // get in; released only when the directory accepts it. An outage counts too (as in
         // Phoenix): whether a directory answers in time is something a flood can influence, so
         // a timeout must not hand back a guess.
-        let attempt = self.limits.reserve(Guard::SignIn, &lockout_key(username), client_addr).await?;
+        let attempt =
+            self.reserve_audited(Method::Ldap, &lockout_key(username), username, client_addr).await?;
         // Phoenix refuses a blank or oversized username as a failed sign-in.
         let unusable = username.is_empty()
             || username.chars().count() > MAX_USERNAME_CHARS
@@ -79,12 +81,16 @@ impl Identity {
         };
         let found = match found {
             Ok(found) => found,
-            Err(DirectoryError::Refused) => return Err(Error::Unauthenticated(INVALID_LDAP_CREDENTIALS)),
+            Err(DirectoryError::Refused) => {
+                self.sign_in_failed(Method::Ldap, username, client_addr).await;
+                return Err(Error::Unauthenticated(INVALID_LDAP_CREDENTIALS));
+            }
             Err(DirectoryError::Unavailable) => return Err(Error::Unavailable(LDAP_UNAVAILABLE.into())),
         };
         attempt.succeeded().await;
-        let user = self.ldap_account(found, directory.config()).await?;
+        let user = self.ldap_account(found, directory.config(), client_addr).await?;
         tracing::info!(user_id = user.id, "signed in with LDAP");
-        self.start_session(user.id, None, false).await
+        let event = crate::session::signed_in(Method::Ldap, &user, client_addr).with("username", username);
+        self.start_session(user.id, None, false, Some(&event)).await
     }
 }

@@ -4,7 +4,9 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::Store;
+use super::audit::insert_event;
 use crate::api_key::{ApiKey, NewApiKey};
+use crate::audit::{AuditEvent, Subject};
 use crate::error::{Error, Result};
 use crate::principal::Role;
 
@@ -44,8 +46,16 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKeyRow> {
 }
 
 impl Store {
-    /// Inserts a key (its token is signed afterwards with the returned id).
-    pub async fn insert_api_key(&self, key: &NewApiKey, nonce_hash: &[u8], now_ms: i64) -> Result<ApiKey> {
+    /// Inserts a key (its token is signed afterwards with the returned id), with `event` (its
+    /// subject filled in here).
+    pub async fn insert_api_key(
+        &self,
+        key: &NewApiKey,
+        nonce_hash: &[u8],
+        now_ms: i64,
+        event: &AuditEvent,
+    ) -> Result<ApiKey> {
+        let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query(
             "INSERT INTO api_keys (user_id, created_by_user_id, name, description, nonce_hash, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -57,9 +67,12 @@ impl Store {
         .bind(nonce_hash)
         .bind(now_ms)
         .bind(key.expires_at_ms)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?
         .try_get("id")?;
+        let event = event.clone().on(Subject::ApiKey(id, key.name.clone())).concerning(key.owner_id);
+        insert_event(&mut tx, &event, now_ms).await?;
+        tx.commit().await?;
         self.api_key_row(id).await?.map(|row| row.key).ok_or_else(|| Error::internal("inserted key vanished"))
     }
 
@@ -96,10 +109,17 @@ impl Store {
         self.keys(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after_id).bind(i64::from(limit))).await
     }
 
-    /// Deletes a key.
-    pub async fn delete_api_key(&self, id: i64) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM api_keys WHERE id = $1").bind(id).execute(&self.pool).await?;
-        Ok(done.rows_affected() > 0)
+    /// Deletes a key, with `event`.
+    pub async fn delete_api_key(&self, id: i64, event: &AuditEvent, now_ms: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        // Written first: a system key deleting itself is still there to be named.
+        insert_event(&mut tx, event, now_ms).await?;
+        let done = sqlx::query("DELETE FROM api_keys WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Records that a key was used.

@@ -73,11 +73,11 @@ async fn the_sqlite_rebuild_keeps_rows_ids_and_foreign_keys() {
     }
 
     // The counter survived: the deleted user's id 4 is not handed out again.
-    let ldap = store.insert_ldap_user(None, "no-email", Role::Member, Some("uuid-1"), 6).await.unwrap();
+    let ldap = store.insert_ldap_user(None, "no-email", Role::Member, Some("uuid-1"), 6, None).await.unwrap();
     assert_eq!((ldap.id, ldap.email.as_str(), ldap.ldap_unique_id.as_deref()), (5, "", Some("uuid-1")));
-    let twin = store.insert_ldap_user(None, "no-email-2", Role::Member, Some("uuid-1"), 6).await;
+    let twin = store.insert_ldap_user(None, "no-email-2", Role::Member, Some("uuid-1"), 6, None).await;
     assert_eq!(twin.unwrap_err().to_string(), "LDAP identity already linked to another user");
-    assert!(store.insert_ldap_user(None, "no-email-3", Role::Member, Some("uuid-2"), 6).await.is_ok());
+    assert!(store.insert_ldap_user(None, "no-email-3", Role::Member, Some("uuid-2"), 6, None).await.is_ok());
     // Only LDAP users may lack an email.
     let local = sqlx::query("INSERT INTO users (username, role, auth_method, created_at, updated_at) VALUES ('x', 'MEMBER', 'LOCAL', 1, 1)")
         .execute(&store.pool)
@@ -85,7 +85,8 @@ async fn the_sqlite_rebuild_keeps_rows_ids_and_foreign_keys() {
     assert!(local.is_err());
 
     // Foreign keys still cascade from the rebuilt table.
-    assert!(store.delete_user(2).await.unwrap());
+    let deleted = crate::audit::AuditEvent::new(crate::audit::EventType::UserDeleted);
+    assert!(store.delete_user(2, &deleted, 7).await.unwrap());
     for (table, rows) in [
         ("SELECT COUNT(*) FROM refresh_tokens", 0),
         ("SELECT COUNT(*) FROM access_tokens", 0),

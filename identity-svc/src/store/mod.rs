@@ -2,6 +2,7 @@
 //! per backend. Ids are BIGINT, times Unix ms, booleans 0/1 (what `Any` binds on both).
 
 mod api_keys;
+mod audit;
 mod ldap_users;
 mod revocations;
 mod sessions;

@@ -2,7 +2,9 @@
 
 use sqlx::Row;
 
+use super::audit::insert_event;
 use super::{Store, flag};
+use crate::audit::AuditEvent;
 use crate::error::{Error, Result};
 use crate::principal::Role;
 
@@ -49,7 +51,7 @@ pub struct ResetRow {
 
 impl Store {
     /// Starts a session or continues `family_id`'s: a refresh row and its access row, in one
-    /// transaction. Returns (refresh id, access id).
+    /// transaction with `event` (a sign-in). Returns (refresh id, access id).
     pub async fn insert_session(
         &self,
         user_id: i64,
@@ -57,9 +59,13 @@ impl Store {
         refresh: (&[u8], i64),
         access: (&[u8], i64),
         now_ms: i64,
+        event: Option<&AuditEvent>,
     ) -> Result<(i64, i64)> {
         let mut tx = self.pool.begin().await?;
         let ids = insert_pair(&mut tx, user_id, family_id, refresh, access, now_ms).await?;
+        if let Some(event) = event {
+            insert_event(&mut tx, event, now_ms).await?;
+        }
         tx.commit().await?;
         Ok(ids)
     }
@@ -131,9 +137,11 @@ impl Store {
         Ok(Renewal::Issued { refresh_id, access_id, replaced })
     }
 
-    /// Deletes a whole session family (refresh-token reuse); returns the revoked access ids.
-    pub async fn delete_family(&self, family_id: i64) -> Result<Vec<i64>> {
+    /// Deletes a whole session family (refresh-token reuse) with `event`; returns the revoked
+    /// access ids.
+    pub async fn delete_family(&self, family_id: i64, event: &AuditEvent, now_ms: i64) -> Result<Vec<i64>> {
         let mut tx = self.pool.begin().await?;
+        insert_event(&mut tx, event, now_ms).await?;
         let rows = sqlx::query(
             "DELETE FROM access_tokens WHERE refresh_token_id IN (SELECT id FROM refresh_tokens WHERE family_id = $1) RETURNING id",
         )
@@ -151,9 +159,18 @@ impl Store {
     /// Ends every session of a user (logout everywhere), after locking the user's row so that
     /// a renewal in flight either finished before (and its pair is deleted here) or starts after
     /// (and finds its token gone).
-    pub async fn delete_sessions_of(&self, user_id: i64) -> Result<()> {
+    /// `event` (a sign-out; `None` for a role change recorded elsewhere) goes with it.
+    pub async fn delete_sessions_of(
+        &self,
+        user_id: i64,
+        event: Option<&AuditEvent>,
+        now_ms: i64,
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         lock_user(&mut tx, user_id).await?;
+        if let Some(event) = event {
+            insert_event(&mut tx, event, now_ms).await?;
+        }
         sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
@@ -191,6 +208,7 @@ impl Store {
         now_ms: i64,
         expires_at_ms: i64,
         cooldown_ms: i64,
+        event: &AuditEvent,
     ) -> Result<Option<i64>> {
         let mut tx = self.pool.begin().await?;
         lock_user(&mut tx, user_id).await?;
@@ -218,6 +236,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?
         .try_get("id")?;
+        insert_event(&mut tx, event, now_ms).await?;
         tx.commit().await?;
         Ok(Some(id))
     }

@@ -3,7 +3,9 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::audit::insert_event;
 use super::{Store, conflict_or, flag};
+use crate::audit::AuditEvent;
 use crate::error::{Error, Result};
 use crate::principal::Role;
 use crate::user::{AuthMethod, NewUser, User, username_skeleton};
@@ -34,8 +36,10 @@ pub(super) fn user_from_row(row: &AnyRow) -> Result<User> {
 }
 
 impl Store {
-    /// Inserts a user; "Username already exists" / "Email already exists" on conflicts.
-    pub async fn insert_user(&self, user: &NewUser, now_ms: i64) -> Result<User> {
+    /// Inserts a user; "Username already exists" / "Email already exists" on conflicts. `event`
+    /// (a creation, its subject filled in here) is written in the same transaction.
+    pub async fn insert_user(&self, user: &NewUser, now_ms: i64, event: Option<&AuditEvent>) -> Result<User> {
+        let mut tx = self.pool.begin().await?;
         let sql = format!(
             "INSERT INTO users (email, username, role, auth_method, password_hash, password_needs_reset, \
              oauth2_client_id, oauth2_user_id, profile_picture_url, created_at, updated_at, username_skeleton) \
@@ -53,13 +57,21 @@ impl Store {
             .bind(user.profile_picture_url.as_deref())
             .bind(now_ms)
             .bind(username_skeleton(&user.username))
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await;
         let row = match row {
             Ok(row) => row,
-            Err(e) => return Err(self.username_conflict(conflict_or(e), &user.username).await),
+            Err(e) => {
+                drop(tx);
+                return Err(self.username_conflict(conflict_or(e), &user.username).await);
+            }
         };
-        user_from_row(&row)
+        let created = user_from_row(&row)?;
+        if let Some(event) = event {
+            insert_event(&mut tx, &event.clone().on_user(created.id, &created.username), now_ms).await?;
+        }
+        tx.commit().await?;
+        Ok(created)
     }
 
     /// The user with this id.
@@ -105,8 +117,15 @@ impl Store {
         rows.iter().map(user_from_row).collect()
     }
 
-    /// Renames a user.
-    pub async fn update_username(&self, id: i64, username: &str, now_ms: i64) -> Result<Option<User>> {
+    /// Renames a user, with `event`.
+    pub async fn update_username(
+        &self,
+        id: i64,
+        username: &str,
+        now_ms: i64,
+        event: &AuditEvent,
+    ) -> Result<Option<User>> {
+        let mut tx = self.pool.begin().await?;
         let sql = format!(
             "UPDATE users SET username = $1, updated_at = $2, username_skeleton = $4 WHERE id = $3 RETURNING {COLUMNS}"
         );
@@ -115,12 +134,19 @@ impl Store {
             .bind(now_ms)
             .bind(id)
             .bind(username_skeleton(username))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await;
         let row = match row {
             Ok(row) => row,
-            Err(e) => return Err(self.username_conflict(conflict_or(e), username).await),
+            Err(e) => {
+                drop(tx);
+                return Err(self.username_conflict(conflict_or(e), username).await);
+            }
         };
+        if row.is_some() {
+            insert_event(&mut tx, event, now_ms).await?;
+        }
+        tx.commit().await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -167,13 +193,14 @@ impl Store {
     }
 
     /// Sets a password hash and the must-reset flag, and ends every session of the user in the
-    /// same transaction (the old password's sessions must not outlive it).
+    /// same transaction (the old password's sessions must not outlive it), with `event`.
     pub async fn set_password(
         &self,
         id: i64,
         hash: &str,
         needs_reset: bool,
         now_ms: i64,
+        event: &AuditEvent,
     ) -> Result<Option<User>> {
         let mut tx = self.pool.begin().await?;
         let sql = format!(
@@ -191,12 +218,22 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        if row.is_some() {
+            insert_event(&mut tx, event, now_ms).await?;
+        }
         tx.commit().await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
-    /// Changes a user's role and ends their sessions (Phoenix's `patchUser` logs them out).
-    pub async fn set_role(&self, id: i64, role: Role, now_ms: i64) -> Result<Option<User>> {
+    /// Changes a user's role and ends their sessions (Phoenix's `patchUser` logs them out), with
+    /// `event`.
+    pub async fn set_role(
+        &self,
+        id: i64,
+        role: Role,
+        now_ms: i64,
+        event: &AuditEvent,
+    ) -> Result<Option<User>> {
         let mut tx = self.pool.begin().await?;
         let sql = format!("UPDATE users SET role = $1, updated_at = $2 WHERE id = $3 RETURNING {COLUMNS}");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -206,13 +243,18 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+        if row.is_some() {
+            insert_event(&mut tx, event, now_ms).await?;
+        }
         tx.commit().await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     /// Updates what an OAuth2 sign-in tells us about a user (identity link, picture, role):
     /// links `id` to (client id, subject) if it is not linked to another identity, and updates
-    /// its picture and role; `None` when it is gone or linked elsewhere.
+    /// its picture and role; `None` when it is gone or linked elsewhere. `event` (a role change)
+    /// goes with it.
+    #[allow(clippy::too_many_arguments)]
     pub async fn update_oauth2_profile(
         &self,
         id: i64,
@@ -221,7 +263,9 @@ impl Store {
         picture: Option<&str>,
         role: Role,
         now_ms: i64,
+        event: Option<&AuditEvent>,
     ) -> Result<Option<User>> {
+        let mut tx = self.pool.begin().await?;
         // Only an account never linked, or linked to this very identity: two sign-ins racing to
         // link one pre-created account cannot both win.
         let sql = format!(
@@ -236,16 +280,27 @@ impl Store {
             .bind(role.as_str())
             .bind(now_ms)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(conflict_or)?;
+        if let (Some(event), Some(_)) = (event, &row) {
+            insert_event(&mut tx, event, now_ms).await?;
+        }
+        tx.commit().await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
-    /// Deletes a user; their tokens and keys go with them (foreign keys cascade).
-    pub async fn delete_user(&self, id: i64) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&self.pool).await?;
-        Ok(done.rows_affected() > 0)
+    /// Deletes a user, with `event`; their tokens and keys go with them (foreign keys cascade).
+    pub async fn delete_user(&self, id: i64, event: &AuditEvent, now_ms: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        // Written first: the actor's name is looked up while every row still exists.
+        insert_event(&mut tx, event, now_ms).await?;
+        let done = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn user_where(&self, condition: &'static str, value: i64) -> Result<Option<User>> {
