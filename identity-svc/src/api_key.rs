@@ -194,13 +194,10 @@ impl Identity {
             description,
             expires_at_ms: request.expires_at_ms,
         };
-        let key = self.store.insert_api_key(&new, nonce.hash(), now).await?;
-        let token = self.codec()?.issue(
-            TokenId { kind: TokenKind::ApiKey, id: key.id },
-            &nonce,
-            now,
-            key.expires_at_ms,
-        )?;
+        let codec = self.codec()?;
+        let key = self.store.insert_api_key(&new, nonce.hash(), codec.signing_id(), now).await?;
+        let token =
+            codec.issue(TokenId { kind: TokenKind::ApiKey, id: key.id }, &nonce, now, key.expires_at_ms)?;
         Ok((key, token))
     }
 

@@ -22,6 +22,7 @@ pub mod password_reset;
 pub mod principal;
 pub mod revocation;
 mod revocation_log;
+pub mod rotation;
 /// Secrets (shared with the other services through the client crate).
 pub use ashgate_identity_client::secret;
 mod seed;

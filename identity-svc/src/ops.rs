@@ -25,6 +25,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use tokio::net::TcpListener;
 
 use crate::identity::Identity;
+use crate::rotation::SecretStatus;
 
 /// Counters of the gRPC transport, shared with the `/metrics` route.
 #[derive(Debug, Default)]
@@ -199,6 +200,8 @@ struct OpsState {
     rpc: Arc<RpcMetrics>,
     draining: Arc<AtomicBool>,
     started: Instant,
+    /// The last count of what depends on each secret, and when it was taken.
+    secret_status: Arc<tokio::sync::Mutex<Option<(Instant, SecretStatus)>>>,
 }
 
 impl OpsServer {
@@ -209,7 +212,13 @@ impl OpsServer {
         addr: SocketAddr,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
-        let state = OpsState { identity, rpc, draining: Arc::default(), started: Instant::now() };
+        let state = OpsState {
+            identity,
+            rpc,
+            draining: Arc::default(),
+            started: Instant::now(),
+            secret_status: Arc::default(),
+        };
         Ok(Self { listener, state })
     }
 
@@ -309,9 +318,49 @@ async fn metrics(State(state): State<OpsState>) -> Response {
          # TYPE ashgate_identity_revocations_total counter\nashgate_identity_revocations_total {}\n",
         state.identity.revocations().epoch()
     );
+    if let Some(status) = secret_status(&state).await {
+        render_secret_status(&status, &mut out);
+    }
     state.rpc.render(&mut out);
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8"), (CACHE_CONTROL, "no-store")], out)
         .into_response()
+}
+
+/// How long a count of live credentials per secret is reused: two table scans are too much
+/// for every scrape, and retiring a secret is decided over days.
+const SECRET_STATUS_TTL: Duration = Duration::from_secs(30);
+
+/// The count of live credentials per secret, at most [`SECRET_STATUS_TTL`] old; `None` when
+/// the database does not answer in time (the gauge is then left out, not reported as zero).
+async fn secret_status(state: &OpsState) -> Option<SecretStatus> {
+    let mut cached = state.secret_status.lock().await;
+    if let Some((at, status)) = cached.as_ref()
+        && at.elapsed() < SECRET_STATUS_TTL
+    {
+        return Some(status.clone());
+    }
+    let status =
+        tokio::time::timeout(DATABASE_PROBE_TIMEOUT, state.identity.secret_status()).await.ok()?.ok()?;
+    *cached = Some((Instant::now(), status.clone()));
+    Some(status)
+}
+
+fn render_secret_status(status: &SecretStatus, out: &mut String) {
+    out.push_str(
+        "# HELP ashgate_identity_secret_dependents Live sessions and API keys signed by each secret (by id; retire a previous secret at 0).\n\
+         # TYPE ashgate_identity_secret_dependents gauge\n",
+    );
+    // Ids are written by identity-svc as hex; anything else never reaches a label.
+    for s in status.secrets.iter().filter(|s| s.secret_id.chars().all(|c| c.is_ascii_hexdigit())) {
+        for (credential, n) in [("sessions", s.sessions), ("api_keys", s.api_keys)] {
+            let _ = writeln!(
+                out,
+                "ashgate_identity_secret_dependents{{secret_id=\"{}\",role=\"{}\",credential=\"{credential}\"}} {n}",
+                s.secret_id,
+                s.role.as_str()
+            );
+        }
+    }
 }
 
 #[cfg(test)]

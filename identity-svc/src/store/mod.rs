@@ -4,6 +4,7 @@
 mod api_keys;
 mod ldap_users;
 mod revocations;
+mod secret_ids;
 mod sessions;
 mod users;
 
