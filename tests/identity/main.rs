@@ -9,6 +9,7 @@ mod ldap;
 mod limits;
 mod matrix;
 mod revocation;
+mod rotation;
 mod seeding;
 mod sessions;
 mod tls;
