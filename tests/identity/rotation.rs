@@ -183,6 +183,15 @@ async fn secrets_status_counts_live_sessions_and_keys_per_secret() {
             .contains(&format!("previous secret {} signed nothing live: it can be retired", id_of(STRANGER)))
     );
     // Without a secret there is nothing to report, said in one line.
+    let (code, _, stderr) =
+        tokio::task::block_in_place(|| secrets_status(&fx, &[("PHOENIX_ENABLE_AUTH", "false")]));
+    assert_eq!((code, stderr.trim_end()), (1, "ashgate: PHOENIX_SECRET: is not set, so nothing is signed"));
+    let unreachable =
+        [("PHOENIX_SECRET", NEW), ("PHOENIX_SQL_DATABASE_URL", "sqlite:///nonexistent/dir/ashgate.db")];
+    let (code, _, stderr) = tokio::task::block_in_place(|| secrets_status(&fx, &unreachable));
+    assert_eq!(code, 1);
+    assert!(stderr.trim_end().starts_with("ashgate: cannot connect to the database: "), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     let (code, _, stderr) = tokio::task::block_in_place(|| secrets_status(&fx, &[]));
     assert_eq!(
         (code, stderr.trim_end()),
