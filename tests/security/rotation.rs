@@ -115,7 +115,16 @@ async fn credentials_of_a_dropped_secret_are_refused_everywhere() {
         .unwrap();
     assert_eq!(renewed.status(), 401);
     assert_eq!(renewed.text().await.unwrap(), "Invalid refresh token");
-    // What the new secret signs works.
+    // What the new secret signs works; the same claims under a `kid` naming no configured
+    // secret do not, though the signature is the current secret's.
     let (_, new_key) = credentials_from(&fixture.identity, "rotation-new").await;
     assert_eq!(whoami(&fixture, &new_key).await.0, 200);
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(new_key.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("ffffffffffffffff".into());
+    let unknown_kid =
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(NEW.as_bytes()))
+            .unwrap();
+    refused_everywhere(&fixture, "a kid naming no configured secret", &unknown_kid, "Invalid token").await;
 }
