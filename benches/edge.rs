@@ -10,6 +10,13 @@
 //! A/B in one run: `ASHGATE_EDGE_BINARIES=before=/path/to/old/ashgate,after=target/release/ashgate`
 //! runs the same workload against each binary in turn (default: this build's binary).
 //! `ASHGATE_BENCH_SECONDS` sets each load phase's length (default 8).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "a benchmark stops at its first failure"
+)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

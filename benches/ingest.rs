@@ -11,6 +11,13 @@
 //! `ASHGATE_BENCH_ONLY` (substring filter on scenario names, e.g. `grpc`), `ASHGATE_BENCH_REPEAT`
 //! (rounds; the auth-overhead table uses the median of each scenario),
 //! `ASHGATE_TEST_DATABASE_URL` (PostgreSQL server instead of SQLite).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "a benchmark stops at its first failure"
+)]
 
 use std::process::ExitCode;
 use std::sync::Arc;

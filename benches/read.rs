@@ -10,6 +10,13 @@
 //! `ASHGATE_BENCH_SPANS` (spans in the measured project, default 1,000,000),
 //! `ASHGATE_BENCH_REQUESTS` (requests per query, default 200; a query stops after 20 s once it
 //! has 10 samples, so one that scans the whole project reports fewer).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "a benchmark stops at its first failure"
+)]
 
 use std::time::{Duration, Instant};
 

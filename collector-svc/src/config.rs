@@ -46,6 +46,9 @@ pub struct CollectorConfig {
     /// `ASHGATE_OTLP_BODY_TIMEOUT_SECONDS` (30): longest an export's body may take to arrive,
     /// over gRPC or HTTP, before it is refused (a trickling client must not hold a decode slot).
     pub body_timeout: Duration,
+    /// `ASHGATE_OTLP_MAX_CONNECTIONS` (1024): OTLP/gRPC connections open at once; more are closed
+    /// as soon as they are accepted.
+    pub max_connections: usize,
     /// `ASHGATE_IDENTITY_URL`, `ASHGATE_INTERNAL_TOKEN`, `ASHGATE_VERIFY_CACHE_SECONDS`: how
     /// credentials are verified with identity-svc (used when `auth_enabled`).
     pub identity: VerifierConfig,
@@ -102,6 +105,8 @@ impl CollectorConfig {
                 1,
                 3600,
             )?),
+            max_connections: usize::try_from(env.u64_in("ASHGATE_OTLP_MAX_CONNECTIONS", 1024, 1, 1 << 20)?)
+                .unwrap_or(1024),
             identity: VerifierConfig::from_env(env)?,
             writer_hold: None,
         })

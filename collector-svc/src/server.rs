@@ -3,12 +3,12 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ashgate_proto::collector::span_query_service_server::SpanQueryServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore, watch};
 use tonic::codec::CompressionEncoding;
-use tonic::transport::server::TcpIncoming;
 use tower::Layer as _;
 
 use crate::auth::{AuthLayer, CredentialVerifier};
@@ -23,7 +23,7 @@ use crate::receive::{HttpState, Named, OtlpTraceService, router};
 use crate::store::{Backend, Store};
 
 /// How often SQLite's WAL is checkpointed (see [`Store::checkpoint`]).
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// A collector with its ports bound and its database migrated, not yet serving.
 pub struct Collector {
@@ -130,13 +130,16 @@ impl Collector {
         let wait = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
+        // Connections are capped, and a peer that stops answering HTTP/2 pings is dropped, so
+        // clients that open connections and hold them cannot use up memory or descriptors.
         let grpc_server = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(20)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
             .add_service(health_service)
             .add_service(Named::<_, OtlpTraceService>::new(trace))
             .add_service(Named::<_, SpanQueryServiceServer<SpanQuery>>::new(query))
             .serve_with_incoming_shutdown(
-                TcpIncoming::from(grpc).with_nodelay(Some(true)),
+                ashgate_identity_client::incoming::capped(grpc, config.max_connections),
                 wait(signalled.clone()),
             );
         // Not `axum::serve`: it runs hyper without a timer, so idle and half-sent connections

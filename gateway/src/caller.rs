@@ -1,4 +1,4 @@
-//! Who is calling: Phoenix's `BearerTokenAuthBackend` order (reference §3.5). An
+//! Who is calling: Phoenix's `BearerTokenAuthBackend` order (docs/phoenix-compat.md §4). An
 //! `Authorization` header decides alone (a malformed one is no credential, and the cookie is
 //! then not consulted); otherwise the `phoenix-access-token` cookie. Verification goes through
 //! the shared [`CredentialVerifier`](ashgate_identity_client::CredentialVerifier).

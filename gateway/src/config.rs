@@ -1,5 +1,5 @@
 //! `GatewayConfig`: every setting of the gateway, read once from the environment with
-//! Phoenix's names and rules (reference §1), validated completely at start-up.
+//! Phoenix's names and rules (docs/phoenix-compat.md §1), validated completely at start-up.
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr as _;

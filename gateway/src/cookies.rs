@@ -1,4 +1,4 @@
-//! Phoenix's session cookies (reference §3.4): `phoenix-access-token` and
+//! Phoenix's session cookies (docs/phoenix-compat.md §3.4): `phoenix-access-token` and
 //! `phoenix-refresh-token`, HttpOnly, SameSite=Strict, `Secure` iff configured, Path from
 //! `PHOENIX_COOKIES_PATH`, Max-Age = the token's lifetime, no Domain.
 

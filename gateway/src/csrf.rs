@@ -1,8 +1,8 @@
 //! Cross-site request forgery defences.
 //!
-//! 1. Phoenix's rule (reference §7), when `PHOENIX_CSRF_TRUSTED_ORIGINS` is set: on every
-//!    request, each present, non-empty `Origin` / `Referer` header must name a trusted host,
-//!    else 401 "untrusted origin" / "untrusted referer".
+//! 1. Phoenix's rule (docs/phoenix-compat.md §7), when `PHOENIX_CSRF_TRUSTED_ORIGINS` is set:
+//!    on every request, each present, non-empty `Origin` / `Referer` header must name a
+//!    trusted host, else 401 "untrusted origin" / "untrusted referer".
 //! 2. Beyond Phoenix, always: a state-changing request (POST, PUT, PATCH, DELETE) that carries
 //!    `Origin` (or, without it, `Referer`) must name a trusted host (list set) or the request's
 //!    own `Host` (list unset), whatever its content type and credential; `Origin: null` is

@@ -5,9 +5,6 @@
 //! exports are forwarded to it. Layers: [`config`] → shared [`state`] → transports
 //! ([`routes`] for REST, [`pages`] for HTML) with one error type ([`error`]).
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
-#![warn(missing_docs)]
-
 pub mod body;
 pub mod caller;
 pub mod config;

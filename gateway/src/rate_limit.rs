@@ -1,6 +1,7 @@
-//! Per-address token buckets for the OAuth2 routes (Phoenix §6: `/oauth2/{idp}/login` at 0.2
-//! requests per second with a burst of 6). Kept in this process: the limit exists to stop one
-//! address from hammering the identity provider through us, which a per-replica bucket does.
+//! Per-address token buckets for the OAuth2 routes (docs/phoenix-compat.md §2.6:
+//! `/oauth2/{idp}/login` at 0.2 requests per second with a burst of 6). Kept in this process: the
+//! limit exists to stop one address from hammering the identity provider through us, which a
+//! per-replica bucket does.
 //! The `/auth/*` limits are identity-svc's (shared through Redis).
 
 use std::net::IpAddr;

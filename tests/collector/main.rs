@@ -1,6 +1,13 @@
 //! collector-svc integration tests: real servers on loopback ports, real OTLP exporters
 //! (opentelemetry-otlp over gRPC and HTTP), raw HTTP for the error cases, SQLite by default and
 //! PostgreSQL when `ASHGATE_TEST_DATABASE_URL` is set (a fresh database per test).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "a test fails by panicking"
+)]
 
 mod auth;
 mod backpressure;

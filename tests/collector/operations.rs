@@ -82,3 +82,30 @@ async fn store_failure_is_unavailable_and_retryable() {
     assert_eq!(response.headers()["retry-after"], "1");
     assert_eq!(response.text().await.unwrap(), "Span store unavailable");
 }
+
+/// OTLP/gRPC connections past `ASHGATE_OTLP_MAX_CONNECTIONS` are closed as soon as they are
+/// accepted; when the held ones go, exports are served again.
+#[tokio::test]
+async fn grpc_connections_past_the_cap_are_closed() {
+    use ashgate_testkit::collector::CollectorFixture;
+    use tokio::io::AsyncReadExt as _;
+    let collector = CollectorFixture::start_with(
+        ashgate_testkit::collector::deps::ashgate_collector::auth::CredentialVerifier::disabled(),
+        |config| config.max_connections = 3,
+    )
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tokio::net::TcpStream::connect(collector.grpc_addr).await.unwrap());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut extra = tokio::net::TcpStream::connect(collector.grpc_addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(2), extra.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the fourth connection is closed at once: {closed:?}");
+    drop(held);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut otlp = trace_client(&collector).await;
+    otlp.export(export_request(Some("capped"), spans(1, 2, 1_000))).await.unwrap();
+    assert_eq!(collector.span_count().await, 2);
+}

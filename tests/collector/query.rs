@@ -303,3 +303,48 @@ async fn query_errors() {
         (Code::InvalidArgument, "Invalid min_latency_nano: must not be negative")
     );
 }
+
+/// One export may name any number of projects (one resource each): all are created, each span
+/// lands in its own project, and a later export mixing known and new names resolves both (the
+/// id cache and the set-based creation agree with the database).
+#[tokio::test]
+async fn an_export_naming_a_thousand_projects_files_every_span_under_its_own() {
+    let collector = collector().await;
+    let mut otlp = trace_client(&collector).await;
+    let request = |range: std::ops::Range<u64>| {
+        let mut request = export_request(None, vec![]);
+        request.resource_spans = range
+            .flat_map(|i| {
+                export_request(Some(&format!("p-{i:04}")), vec![span(i, 0, 1_000 + i)]).resource_spans
+            })
+            .collect();
+        request
+    };
+    otlp.export(request(0..1_000)).await.unwrap();
+    otlp.export(request(500..1_300)).await.unwrap();
+
+    let mut client = SpanQueryServiceClient::connect(collector.grpc_endpoint()).await.unwrap();
+    let mut projects = Vec::new();
+    let mut max_id = 0;
+    loop {
+        let page = client
+            .list_projects(ListProjectsRequest { max_id, limit: 500, ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
+        projects.extend(page.projects.into_iter().map(|p| (p.name, p.id)));
+        if page.next_max_id == 0 {
+            break;
+        }
+        max_id = page.next_max_id;
+    }
+    assert_eq!(projects.len(), 1_300);
+    for i in [0, 499, 500, 999, 1_000, 1_299] {
+        let name = format!("p-{i:04}");
+        let request = QuerySpansRequest { project: ProjectSelector::by_name(&name), ..Default::default() };
+        let spans = client.query_spans(request).await.unwrap().into_inner().spans;
+        // Spans of 500..1000 were sent twice: stored once.
+        assert_eq!(spans.len(), 1, "{name}");
+        assert_eq!(spans[0].trace_id, trace_hex(i), "{name}");
+    }
+}

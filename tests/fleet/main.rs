@@ -17,6 +17,13 @@
 //! Figures (docs/PERFORMANCE.md, "Fleet"): the test prints them. With
 //! `ASHGATE_FLEET_FIGURES=1` it runs longer and takes more samples:
 //! `ASHGATE_FLEET_FIGURES=1 cargo test --release --test fleet -- --nocapture`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "a test fails by panicking"
+)]
 
 mod load;
 mod probes;

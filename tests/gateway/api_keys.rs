@@ -1,4 +1,4 @@
-//! API-key routes (reference §4): user keys, all users' keys, system keys.
+//! API-key routes (docs/phoenix-compat.md §5): user keys, all users' keys, system keys.
 
 use ashgate_proto::identity::Role;
 use ashgate_testkit::gateway::GatewayFixture;

@@ -9,6 +9,13 @@
 //! (`tests/gateway/oauth2/failures.rs`), reset-link reuse and expiry
 //! (`tests/gateway/password_reset.rs`), gzip bombs on the collector (`tests/collector/http.rs`),
 //! kills and restarts under load (`tests/fleet`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "a test fails by panicking"
+)]
 
 mod abuse;
 mod accounts;

@@ -1,7 +1,7 @@
 //! The writer: drains the queue, writes many exports in one transaction, then answers each of
 //! them. An export is acknowledged only after the commit that holds its spans.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, watch};
@@ -81,14 +81,12 @@ impl Writer {
 
     /// Resolves projects and inserts every job's rows in one transaction.
     async fn commit(&self, jobs: &mut [Job]) -> Result<(u64, u64), crate::error::Error> {
-        let mut names: Vec<&str> = Vec::new();
-        for job in jobs.iter() {
-            for name in &job.batch.projects {
-                if !names.contains(&name.as_str()) {
-                    names.push(name);
-                }
-            }
-        }
+        let mut seen = HashSet::new();
+        let names: Vec<&str> = jobs
+            .iter()
+            .flat_map(|job| job.batch.projects.iter().map(String::as_str))
+            .filter(|name| seen.insert(*name))
+            .collect();
         let ids = self.store.project_ids(&names).await?;
         let by_name: HashMap<String, i64> = names.iter().map(|n| (*n).to_owned()).zip(ids).collect();
         let mut spans = 0;

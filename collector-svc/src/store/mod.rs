@@ -5,12 +5,11 @@ mod read;
 mod sql;
 mod traces;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, Executor as _};
+use sqlx::{AnyPool, AssertSqlSafe, Executor as _};
 
 pub use insert::ResolvedBatch;
 pub use read::{
@@ -21,6 +20,12 @@ pub use traces::{StoredTrace, TraceFilter, TracePage, TraceSort, TraceSpanRow};
 
 use crate::config::DatabaseUrl;
 use crate::error::Error;
+
+/// Project ids kept in memory; beyond this the least used are looked up again.
+const PROJECT_ID_CACHE_ENTRIES: u64 = 10_000;
+
+/// Projects created per statement (two binds each, well under both backends' bind limits).
+const PROJECTS_PER_STATEMENT: usize = 200;
 
 /// Which SQL dialect the pool speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +42,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     /// Project name → id; projects are never renamed or deleted here, so entries stay valid.
-    project_ids: Arc<Mutex<HashMap<String, i64>>>,
+    /// Bounded: names come from exports, and a client may send any number of them.
+    project_ids: moka::sync::Cache<String, i64>,
     insert: Arc<insert::InsertStatements>,
 }
 
@@ -92,7 +98,7 @@ impl Store {
         Ok(Self {
             pool,
             backend,
-            project_ids: Arc::default(),
+            project_ids: moka::sync::Cache::new(PROJECT_ID_CACHE_ENTRIES),
             insert: Arc::new(insert::InsertStatements::new(backend)),
         })
     }
@@ -107,47 +113,56 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
 
-    /// Ids of these projects, creating the missing ones (each in its own committed statement, so
-    /// the id cache never holds an id that a rolled-back transaction made).
+    /// Ids of these projects (distinct names), creating the missing ones in committed
+    /// statements of their own, so the id cache never holds an id that a rolled-back transaction
+    /// made. Names the cache lacks cost two statements per [`PROJECTS_PER_STATEMENT`], not two
+    /// per name: an export that names thousands of projects cannot hold the writer for long.
     pub async fn project_ids(&self, names: &[&str]) -> Result<Vec<i64>, Error> {
-        let mut ids = Vec::with_capacity(names.len());
-        for name in names {
-            let cached = self.project_ids.lock().ok().and_then(|cache| cache.get(*name).copied());
-            let id = match cached {
-                Some(id) => id,
-                None => {
-                    let id = self.ensure_project(name).await?;
-                    if let Ok(mut cache) = self.project_ids.lock() {
-                        cache.insert((*name).to_owned(), id);
-                    }
-                    id
-                }
-            };
-            ids.push(id);
+        let missing: Vec<&str> =
+            names.iter().copied().filter(|name| !self.project_ids.contains_key(*name)).collect();
+        for chunk in missing.chunks(PROJECTS_PER_STATEMENT) {
+            for (name, id) in self.ensure_projects(chunk).await? {
+                self.project_ids.insert(name, id);
+            }
         }
-        Ok(ids)
+        names
+            .iter()
+            .map(|name| {
+                self.project_ids.get(*name).ok_or_else(|| {
+                    tracing::error!("a project just created was not found");
+                    Error::Unavailable
+                })
+            })
+            .collect()
     }
 
-    async fn ensure_project(&self, name: &str) -> Result<i64, Error> {
-        let sql = match self.backend {
-            Backend::Sqlite => {
-                "INSERT INTO projects (name, description, created_at) VALUES (?, '', ?) ON CONFLICT (name) DO NOTHING"
-            }
-            Backend::Postgres => {
-                "INSERT INTO projects (name, description, created_at) VALUES ($1, '', $2) ON CONFLICT (name) DO NOTHING"
-            }
+    /// Creates the projects that do not exist and returns every name's id.
+    async fn ensure_projects(&self, names: &[&str]) -> Result<Vec<(String, i64)>, Error> {
+        let placeholder = |i: usize| match self.backend {
+            Backend::Sqlite => "?".to_owned(),
+            Backend::Postgres => format!("${i}"),
         };
-        sqlx::query(sql)
-            .bind(name)
-            .bind(now_unix_nano())
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable("create project"))?;
-        let sql = match self.backend {
-            Backend::Sqlite => "SELECT id FROM projects WHERE name = ?",
-            Backend::Postgres => "SELECT id FROM projects WHERE name = $1",
-        };
-        sqlx::query_scalar(sql).bind(name).fetch_one(&self.pool).await.map_err(unavailable("find project"))
+        let rows: Vec<String> = (0..names.len())
+            .map(|i| format!("({}, '', {})", placeholder(2 * i + 1), placeholder(2 * i + 2)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO projects (name, description, created_at) VALUES {} ON CONFLICT (name) DO NOTHING",
+            rows.join(", ")
+        );
+        let now = now_unix_nano();
+        // Only placeholders are formatted into the text; names are bound.
+        let mut insert = sqlx::query(AssertSqlSafe(sql));
+        for name in names {
+            insert = insert.bind(*name).bind(now);
+        }
+        insert.execute(&self.pool).await.map_err(unavailable("create projects"))?;
+        let list: Vec<String> = (1..=names.len()).map(placeholder).collect();
+        let sql = format!("SELECT name, id FROM projects WHERE name IN ({})", list.join(", "));
+        let mut select = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(sql));
+        for name in names {
+            select = select.bind(*name);
+        }
+        select.fetch_all(&self.pool).await.map_err(unavailable("find projects"))
     }
 
     /// SQLite only: copies committed WAL frames into the database file without blocking the

@@ -1,5 +1,6 @@
-//! OAuth2 / OIDC identity providers from `PHOENIX_OAUTH2_<IDP>_<SUFFIX>` (reference §1), with
-//! Phoenix's names, defaults and rules. Every mistake is one start-up line naming the variable.
+//! OAuth2 / OIDC identity providers from `PHOENIX_OAUTH2_<IDP>_<SUFFIX>`
+//! (docs/phoenix-compat.md §10.1), with Phoenix's names, defaults and rules. Every mistake is
+//! one start-up line naming the variable.
 
 use std::fmt;
 

@@ -1,5 +1,5 @@
-//! Sign-in with any OpenID Provider (Phoenix `routers/oauth2.py`, reference §2.7): the
-//! authorization-code flow with the openidconnect crate, PKCE S256 always, `state` and `nonce`
+//! Sign-in with any OpenID Provider (Phoenix `routers/oauth2.py`, docs/phoenix-compat.md §10):
+//! the authorization-code flow with the openidconnect crate, PKCE S256 always, `state` and `nonce`
 //! bound to cookies, the ID token verified (JWKS signature, issuer, audience, expiry, nonce),
 //! UserInfo when the ID token lacks a claim, and the user resolved by identity-svc.
 //!

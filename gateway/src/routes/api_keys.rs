@@ -1,5 +1,5 @@
-//! Phoenix's API-key routes (reference §4, Phoenix ≥ 18.1): user keys under `/v1/user/api_keys`,
-//! every user's keys under `/v1/users/api_keys` (admins), system keys under
+//! Phoenix's API-key routes (docs/phoenix-compat.md §5, Phoenix ≥ 18.1): user keys under
+//! `/v1/user/api_keys`, every user's keys under `/v1/users/api_keys` (admins), system keys under
 //! `/v1/system/api_keys` (admins). All refuse with 403 when authentication is disabled.
 
 use ashgate_proto::identity as pb;

@@ -1,5 +1,6 @@
-//! Phoenix's `/auth` routes (reference §2.1–2.3): sign-in, sign-out, refresh. Tokens travel only
-//! in cookies: 204 + two `Set-Cookie`, plain-text errors, `Cache-Control: no-store`.
+//! Phoenix's `/auth` routes (docs/phoenix-compat.md §2.1–2.3): sign-in, sign-out, refresh.
+//! Tokens travel only in cookies: 204 + two `Set-Cookie`, plain-text errors,
+//! `Cache-Control: no-store`.
 //!
 //! Password recovery (`/auth/password-reset-email`, `/auth/password-reset`) and OAuth2
 //! (`/oauth2/...`) mount beside these in [`crate::router`].

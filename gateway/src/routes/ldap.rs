@@ -1,6 +1,6 @@
-//! Phoenix's `POST /auth/ldap/login` (reference §2.6): JSON `{username, password}` → 204 with
-//! the two session cookies. identity-svc talks to the directory; this route only carries the
-//! request and the answer, with Phoenix's texts.
+//! Phoenix's `POST /auth/ldap/login` (docs/phoenix-compat.md §9.2): JSON `{username, password}`
+//! → 204 with the two session cookies. identity-svc talks to the directory; this route only
+//! carries the request and the answer, with Phoenix's texts.
 
 use std::time::Duration;
 

@@ -1,7 +1,8 @@
-//! Password recovery by email (reference §2.4, §2.5): `POST /auth/password-reset-email`
-//! `{email}` and `POST /auth/password-reset` `{token, password}`. identity-svc issues the
-//! single-use token and sends the mail in the background, so these never wait on SMTP; the
-//! link starts with identity-svc's `PHOENIX_ROOT_URL`, never with anything a request carries.
+//! Password recovery by email (docs/phoenix-compat.md §2.4, §2.5):
+//! `POST /auth/password-reset-email` `{email}` and `POST /auth/password-reset`
+//! `{token, password}`. identity-svc issues the single-use token and sends the mail in the
+//! background, so these never wait on SMTP; the link starts with identity-svc's
+//! `PHOENIX_ROOT_URL`, never with anything a request carries.
 
 use ashgate_proto::identity as pb;
 use axum::extract::State;

@@ -1,4 +1,4 @@
-//! Phoenix's user routes (reference §5): `GET /v1/user`, `GET/POST /v1/users`,
+//! Phoenix's user routes (docs/phoenix-compat.md §6.2): `GET /v1/user`, `GET/POST /v1/users`,
 //! `DELETE /v1/users/{user_id}`, with Phoenix's JSON shapes and GlobalIDs.
 
 use ashgate_proto::identity as pb;

@@ -2,14 +2,12 @@
 //! logging and signals, and credential verification with a revocation-evicted cache (a tower
 //! [`AuthLayer`] for tonic servers, [`CredentialVerifier::verify_headers`] for axum).
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
-#![warn(missing_docs)]
-
 pub mod address;
 pub mod bearer;
 pub mod env;
 mod error;
 pub mod http_server;
+pub mod incoming;
 mod layer;
 mod principal;
 pub mod process;

@@ -4,7 +4,6 @@
 mod api_keys;
 mod auth;
 mod convert;
-mod incoming;
 mod internal;
 mod users;
 
@@ -79,7 +78,8 @@ impl IdentityServer {
                 e
             })
             .ok();
-        let incoming = incoming::capped(self.listener, identity.config().max_connections);
+        let incoming =
+            ashgate_identity_client::incoming::capped(self.listener, identity.config().max_connections);
         // Revocation streams never end by themselves; graceful shutdown waits for every open
         // call, so they must be told to end when shutdown begins.
         let (closing_tx, closing) = tokio::sync::watch::channel(false);

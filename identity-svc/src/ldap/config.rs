@@ -1,6 +1,7 @@
 //! `PHOENIX_LDAP_*`: every variable of Phoenix's `LDAPConfig.from_env` with its default and its
-//! rules (reference §1 "LDAP"), plus ashgate's deadlines. LDAP is on iff `PHOENIX_LDAP_HOST`
-//! is set; every other error stops start-up with one line naming the variable and the rule.
+//! rules (docs/phoenix-compat.md §9.1), plus ashgate's deadlines. LDAP is on iff
+//! `PHOENIX_LDAP_HOST` is set; every other error stops start-up with one line naming the
+//! variable and the rule.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
-//! LDAP sign-in as Phoenix does it (`POST /auth/ldap/login`, reference §2.6): the username and
-//! password are checked against the directory ([`directory`]), the directory's groups decide
-//! the role ([`config`]), the account is found or created ([`account`]), and the result is the
-//! same session pair as any other sign-in.
+//! LDAP sign-in as Phoenix does it (`POST /auth/ldap/login`, docs/phoenix-compat.md §9.2): the
+//! username and password are checked against the directory ([`directory`]), the directory's
+//! groups decide the role ([`config`]), the account is found or created ([`account`]), and the
+//! result is the same session pair as any other sign-in.
 //!
 //! Every refusal reads "Invalid username and/or password" and counts against the lower-cased
 //! username's brute-force record; only a directory that cannot be reached says so, with 503

@@ -189,7 +189,7 @@ impl Slapd {
     pub async fn start_with(options: SlapdOptions) -> Self {
         assert!(
             Path::new("/usr/sbin/slapd").exists() && Path::new("/usr/bin/ldapadd").exists(),
-            "slapd is not installed: apt-get install slapd ldap-utils"
+            "slapd is not installed: run `cargo xtask deps` (or apt-get install slapd ldap-utils)"
         );
         let mut dir = tempfile::tempdir().expect("temporary directory");
         std::fs::create_dir_all(dir.path().join("db")).expect("database directory");

@@ -1,3 +1,13 @@
+//! Real components for the integration tests, each started on free loopback ports.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "fixtures fail the test that uses them by panicking"
+)]
+
 /// collector-svc fixtures.
 pub mod collector;
 

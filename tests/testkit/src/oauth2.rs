@@ -14,11 +14,14 @@ pub const CLIENT_SECRET: &str = "client-secret-0123456789";
 
 /// One provider of a test: its route name and extra `PHOENIX_OAUTH2_<IDP>_*` suffix values.
 pub struct Idp<'a> {
+    /// The `<IDP>` in the variable names and the route `/oauth2/<idp>/login`.
     pub name: &'a str,
+    /// Suffix and value pairs beyond the client id, secret and discovery URL.
     pub settings: &'a [(&'a str, &'a str)],
 }
 
 impl<'a> Idp<'a> {
+    /// A provider named `name` with these extra settings.
     pub const fn new(name: &'a str, settings: &'a [(&'a str, &'a str)]) -> Self {
         Self { name, settings }
     }
@@ -85,7 +88,9 @@ pub async fn gateway_for(
 
 /// A started authorization request: where the browser goes, and the gateway's cookies.
 pub struct Started {
+    /// The provider's authorization URL the gateway redirected to.
     pub authorize_url: String,
+    /// The cookies the gateway set with the redirect (state, nonce, verifier).
     pub cookies: Vec<SetCookie>,
 }
 

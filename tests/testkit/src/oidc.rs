@@ -45,7 +45,7 @@ impl OidcProvider {
         let dir = directory();
         assert!(
             dir.join("node_modules/oidc-provider").exists(),
-            "oidc-provider is not installed: run `npm ci --prefix tests/oidc-provider`"
+            "oidc-provider is not installed: run `cargo xtask deps`"
         );
         let node = std::env::var("ASHGATE_NODE").unwrap_or_else(|_| "node".into());
         let mut command = Command::new(&node);

@@ -1,6 +1,6 @@
 //! Phoenix's own clients as child processes: the Python `arize-phoenix-client` (pinned in
 //! `tests/phoenix-client/requirements.txt`, installed into `target/test-venv` by
-//! `.ci/install-test-deps`) and the TypeScript `@arizeai/phoenix-client` (pinned in
+//! `cargo xtask deps`) and the TypeScript `@arizeai/phoenix-client` (pinned in
 //! `tests/phoenix-client-js/package-lock.json`, `npm ci`). Each runs a plan of calls (see
 //! `run.py` / `run.mjs`) against a running ashgate and prints one JSON object of results.
 
@@ -23,7 +23,7 @@ pub fn python() -> PathBuf {
     let venv = tests_dir().join("../target/test-venv/bin/python");
     assert!(
         venv.exists(),
-        "the Phoenix Python client is not installed: run .ci/install-test-deps (it creates target/test-venv)"
+        "the Phoenix Python client is not installed: run `cargo xtask deps` (it creates target/test-venv)"
     );
     venv
 }
@@ -64,7 +64,7 @@ pub async fn typescript_client(base_url: &str, api_key: Option<&str>, plan: &Val
     let dir = tests_dir().join("phoenix-client-js");
     assert!(
         dir.join("node_modules/@arizeai/phoenix-client").exists(),
-        "the Phoenix TypeScript client is not installed: run `npm ci --prefix tests/phoenix-client-js`"
+        "the Phoenix TypeScript client is not installed: run `cargo xtask deps`"
     );
     let node = std::env::var("ASHGATE_NODE").unwrap_or_else(|_| "node".into());
     let mut command = Command::new(node);

@@ -51,6 +51,16 @@ pub struct SmtpServer {
     _child: Child,
 }
 
+/// `ASHGATE_PYTHON`, else `target/test-venv` (where `cargo xtask deps` installs aiosmtpd), else
+/// `python3`.
+fn python() -> String {
+    if let Ok(python) = std::env::var("ASHGATE_PYTHON") {
+        return python;
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-venv/bin/python");
+    if venv.exists() { venv.display().to_string() } else { "python3".into() }
+}
+
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../smtp/server.py")
 }
@@ -60,7 +70,7 @@ impl SmtpServer {
     /// `aiosmtpd` is missing.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let python = std::env::var("ASHGATE_PYTHON").unwrap_or_else(|_| "python3".into());
+        let python = python();
         let mut child = Command::new(&python)
             .arg("-W")
             .arg("ignore")
@@ -91,7 +101,7 @@ impl SmtpServer {
         let Ok(Some(port)) = ready else {
             panic!(
                 "the SMTP test server did not start: is aiosmtpd installed? \
-                 (pip install -r tests/smtp/requirements.txt)"
+                 (`cargo xtask deps` puts it in target/test-venv)"
             );
         };
         Self { port, dir, _child: child }

@@ -1,6 +1,7 @@
-//! identity-svc's accepted connections, at most so many at once: a connection past the cap is
-//! closed as soon as it is accepted, so clients that open connections and hold them cannot use
-//! up the process's memory or file descriptors (tonic has no such cap of its own).
+//! A gRPC server's accepted connections, at most so many at once (identity-svc and
+//! collector-svc): a connection past the cap is closed as soon as it is accepted, so clients that
+//! open connections and hold them cannot use up the process's memory or file descriptors (tonic
+//! has no such cap of its own).
 
 use std::io;
 use std::pin::Pin;
@@ -31,7 +32,7 @@ pub fn capped(listener: TcpListener, max: usize) -> impl Stream<Item = io::Resul
                 Ok(stream) => match open.try_acquire_owned() {
                     Ok(permit) => Some(Ok(CappedStream { stream, _permit: permit })),
                     Err(_) => {
-                        tracing::warn!(peer = ?stream.peer_addr().ok(), max, "too many identity connections; closing a new one");
+                        tracing::warn!(peer = ?stream.peer_addr().ok(), max, "too many gRPC connections; closing a new one");
                         None
                     }
                 },
