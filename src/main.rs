@@ -35,6 +35,17 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Inspect the signing secrets (PHOENIX_SECRET, ASHGATE_PREVIOUS_SECRETS).
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// How many live sessions and API keys depend on each configured secret (ids, never secrets).
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -65,6 +76,11 @@ fn main() -> ExitCode {
         Command::Users { command: UsersCommand::ResetPassword { email, must_change } } => {
             ashgate_runtime::run("ashgate", Ok::<_, Infallible>(()), |(), _| async move {
                 reset_password(&env, &email, must_change).await
+            })
+        }
+        Command::Secrets { command: SecretsCommand::Status } => {
+            ashgate_runtime::run("ashgate", Ok::<_, Infallible>(()), |(), _| async move {
+                secrets_status(&env).await
             })
         }
     }
@@ -163,5 +179,20 @@ async fn reset_password(env: &Env, email: &str, must_change: bool) -> anyhow::Re
     let user = identity.set_password_offline(email, &password, must_change).await?;
     identity.shutdown().await;
     eprintln!("Password of {} ({}) changed; their sessions were ended.", user.username, user.email);
+    Ok(())
+}
+
+/// `ashgate secrets status`: the same configuration and database as the server, read only
+/// (beyond bringing the schema up to date).
+async fn secrets_status(env: &Env) -> anyhow::Result<()> {
+    let config = IdentityConfig::from_env(env)?;
+    if config.secret.is_none() {
+        anyhow::bail!("PHOENIX_SECRET: is not set, so nothing is signed");
+    }
+    let store = ashgate_identity::store::Store::connect(&config.database_url).await?;
+    let now = ashgate_identity::identity::now_ms();
+    let status = ashgate_identity::rotation::SecretStatus::read(&store, &config, now).await;
+    store.close().await;
+    print!("{}", status?.render());
     Ok(())
 }

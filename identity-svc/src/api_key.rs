@@ -208,13 +208,10 @@ impl Identity {
         if let Some(expires) = new.expires_at_ms {
             event = event.with("expires_at_ms", expires);
         }
-        let key = self.store.insert_api_key(&new, nonce.hash(), now, &event).await?;
-        let token = self.codec()?.issue(
-            TokenId { kind: TokenKind::ApiKey, id: key.id },
-            &nonce,
-            now,
-            key.expires_at_ms,
-        )?;
+        let codec = self.codec()?;
+        let key = self.store.insert_api_key(&new, nonce.hash(), codec.signing_id(), now, &event).await?;
+        let token =
+            codec.issue(TokenId { kind: TokenKind::ApiKey, id: key.id }, &nonce, now, key.expires_at_ms)?;
         Ok((key, token))
     }
 

@@ -16,6 +16,9 @@ pub struct IdentityConfig {
     pub auth_enabled: bool,
     /// `PHOENIX_SECRET`: signs every token. Required when auth is enabled.
     pub secret: Option<Secret>,
+    /// `ASHGATE_PREVIOUS_SECRETS`: comma-separated secrets still accepted for verification
+    /// (rotation); they sign nothing.
+    pub previous_secrets: Vec<Secret>,
     /// `PHOENIX_ADMIN_SECRET`: a static bearer token that acts as the system user with admin rights.
     pub admin_secret: Option<Secret>,
     /// `ASHGATE_INTERNAL_TOKEN`: what collector-svc and gateway present to internal-only RPCs.
@@ -103,6 +106,7 @@ const PHOENIX_SECRET: &str = "PHOENIX_SECRET";
 /// Phoenix's rule: without password sign-in there must be another way in.
 pub const BASIC_AUTH_NEEDS_ANOTHER_WAY: &str = "is set, but no alternative authentication method is configured: configure OAuth2 (PHOENIX_OAUTH2_<IDP>_CLIENT_ID) or LDAP (PHOENIX_LDAP_HOST)";
 const PHOENIX_ADMIN_SECRET: &str = "PHOENIX_ADMIN_SECRET";
+const PREVIOUS_SECRETS: &str = "ASHGATE_PREVIOUS_SECRETS";
 
 impl IdentityConfig {
     /// Reads and validates the whole configuration; the error names the variable and the rule.
@@ -126,6 +130,11 @@ impl IdentityConfig {
                 return Err(ConfigError::new(PHOENIX_ADMIN_SECRET, "must differ from PHOENIX_SECRET"));
             }
         }
+        let previous_secrets = env
+            .string(PREVIOUS_SECRETS)
+            .map(|list| parse_previous_secrets(&list, secret.as_ref(), admin_secret.as_ref()))
+            .transpose()?
+            .unwrap_or_default();
         let internal_token = env
             .string("ASHGATE_INTERNAL_TOKEN")
             .map(|t| {
@@ -183,6 +192,7 @@ impl IdentityConfig {
         Ok(Self {
             auth_enabled,
             secret,
+            previous_secrets,
             admin_secret,
             internal_token,
             gateway_token,
@@ -272,7 +282,49 @@ impl IdentityConfig {
 /// Phoenix's `REQUIREMENTS_FOR_PHOENIX_SECRET`: non-empty, ASCII, no whitespace, >= 32 chars,
 /// >= 1 digit, >= 1 lowercase letter.
 fn validate_secret(var: &str, value: &str) -> Result<Secret, ConfigError> {
-    let rule = if !value.is_ascii() {
+    match secret_rule_broken(value) {
+        Some(rule) => Err(ConfigError::new(var, rule)),
+        None => Ok(Secret::new(value)),
+    }
+}
+
+/// `ASHGATE_PREVIOUS_SECRETS`: each entry follows `PHOENIX_SECRET`'s rules and is named by its
+/// position (never its value); none may repeat another, `PHOENIX_SECRET` or the admin secret.
+fn parse_previous_secrets(
+    list: &str,
+    current: Option<&Secret>,
+    admin_secret: Option<&Secret>,
+) -> Result<Vec<Secret>, ConfigError> {
+    let Some(current) = current else {
+        return Err(ConfigError::new(PREVIOUS_SECRETS, "requires PHOENIX_SECRET to be set"));
+    };
+    let mut secrets: Vec<Secret> = Vec::new();
+    for (i, entry) in list.split(',').map(str::trim).enumerate() {
+        let n = i + 1;
+        if entry.is_empty() {
+            return Err(ConfigError::new(PREVIOUS_SECRETS, format!("entry {n} is empty")));
+        }
+        if let Some(rule) = secret_rule_broken(entry) {
+            return Err(ConfigError::new(PREVIOUS_SECRETS, format!("entry {n} {rule}")));
+        }
+        let reason = if current.matches(entry) {
+            Some("is PHOENIX_SECRET itself".to_owned())
+        } else if admin_secret.is_some_and(|a| a.matches(entry)) {
+            Some("must differ from PHOENIX_ADMIN_SECRET".to_owned())
+        } else {
+            secrets.iter().position(|s| s.matches(entry)).map(|j| format!("repeats entry {}", j + 1))
+        };
+        if let Some(reason) = reason {
+            return Err(ConfigError::new(PREVIOUS_SECRETS, format!("entry {n} {reason}")));
+        }
+        secrets.push(Secret::new(entry));
+    }
+    Ok(secrets)
+}
+
+/// The first of Phoenix's secret rules that `value` breaks.
+fn secret_rule_broken(value: &str) -> Option<&'static str> {
+    if !value.is_ascii() {
         Some("must contain only ASCII characters")
     } else if value.chars().any(|c| c.is_ascii_whitespace()) {
         Some("must not contain whitespace")
@@ -284,10 +336,6 @@ fn validate_secret(var: &str, value: &str) -> Result<Secret, ConfigError> {
         Some("must contain at least one lowercase letter")
     } else {
         None
-    };
-    match rule {
-        Some(rule) => Err(ConfigError::new(var, rule)),
-        None => Ok(Secret::new(value)),
     }
 }
 
@@ -420,6 +468,53 @@ mod tests {
             .with("ASHGATE_IDENTITY_TLS_CLIENT_CA_FILE", &pem);
         assert!(IdentityConfig::from_env(&mutual).and_then(IdentityConfig::require_internal_token).is_ok());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn previous_secrets_follow_the_secret_rules_and_never_echo_one() {
+        const OLD: &str = "old-secret-0123456789abcdefghijklmnop";
+        const OLDER: &str = "older-secret-0123456789abcdefghijklmn";
+        let with = |list: &str| {
+            base()
+                .with("PHOENIX_SECRET", GOOD)
+                .with("PHOENIX_ADMIN_SECRET", "admin-secret-0123456789abcdefghijklmn")
+                .with("ASHGATE_PREVIOUS_SECRETS", list)
+        };
+        let config = IdentityConfig::from_env(&with(&format!(" {OLD} , {OLDER} "))).unwrap();
+        let listed: Vec<&str> = config.previous_secrets.iter().map(Secret::expose).collect();
+        assert_eq!(listed, [OLD, OLDER]);
+        assert!(
+            IdentityConfig::from_env(&base().with("PHOENIX_SECRET", GOOD))
+                .unwrap()
+                .previous_secrets
+                .is_empty()
+        );
+        let cases = [
+            (format!("{OLD},short1a"), "entry 2 must be at least 32 characters long"),
+            (format!("{OLD},,{OLDER}"), "entry 2 is empty"),
+            (format!("{OLD},"), "entry 2 is empty"),
+            (
+                "NO-LOWERCASE-0123456789-ABCDEFGHIJKLM".to_owned(),
+                "entry 1 must contain at least one lowercase letter",
+            ),
+            (format!("{OLD},{GOOD}"), "entry 2 is PHOENIX_SECRET itself"),
+            (format!("{OLDER},{OLD},{OLDER}"), "entry 3 repeats entry 1"),
+            (
+                "admin-secret-0123456789abcdefghijklmn".to_owned(),
+                "entry 1 must differ from PHOENIX_ADMIN_SECRET",
+            ),
+        ];
+        for (list, rule) in cases {
+            let err = IdentityConfig::from_env(&with(&list)).unwrap_err().to_string();
+            assert_eq!(err, format!("ASHGATE_PREVIOUS_SECRETS: {rule}"), "{list}");
+            assert!(!err.contains("secret-0123"), "a secret leaked into {err}");
+        }
+        let alone = base().with("ASHGATE_PREVIOUS_SECRETS", OLD);
+        assert_eq!(
+            IdentityConfig::from_env(&alone).unwrap_err().to_string(),
+            "ASHGATE_PREVIOUS_SECRETS: requires PHOENIX_SECRET to be set"
+        );
+        assert!(!format!("{config:?}").contains(OLD), "Debug shows no previous secret");
     }
 
     #[test]

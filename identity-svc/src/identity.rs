@@ -67,10 +67,16 @@ impl Identity {
         let mailer =
             config.smtp.as_ref().map(Mailer::new).transpose().map_err(|e| Error::Invalid(e.to_string()))?;
         let directory = config.ldap.clone().map(crate::ldap::Directory::new);
+        let codec = config.signing_secret().map(|s| TokenCodec::with_previous(s, &config.previous_secrets));
+        if let Some(codec) = &codec
+            && config.previous_secrets.is_empty()
+        {
+            store.attribute_unnamed_rows(codec.signing_id()).await?;
+        }
         let identity = Arc::new(Self {
             directory,
             policy: PasswordPolicy { strong: config.strong_password_policy },
-            codec: config.signing_secret().map(TokenCodec::new),
+            codec,
             cache: VerifyCache::new(),
             key_touches: moka::sync::Cache::builder()
                 .max_capacity(100_000)
@@ -101,6 +107,11 @@ impl Identity {
     /// The revocation bus (the gRPC stream subscribes to it).
     pub fn revocations(&self) -> &RevocationBus {
         &self.revocations
+    }
+
+    /// What live sessions and API keys depend on each configured secret.
+    pub async fn secret_status(&self) -> Result<crate::rotation::SecretStatus> {
+        crate::rotation::SecretStatus::read(&self.store, &self.config, now_ms()).await
     }
 
     /// Whether the database answers.

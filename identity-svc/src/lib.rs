@@ -20,6 +20,7 @@ pub mod password_reset;
 pub mod principal;
 pub mod revocation;
 mod revocation_log;
+pub mod rotation;
 /// Secrets (shared with the other services through the client crate).
 pub use ashgate_runtime::secret;
 mod seed;

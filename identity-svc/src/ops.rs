@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ashgate_runtime::metrics::{self, GrpcMetrics, Registry};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
 use axum::Router;
@@ -25,6 +27,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use tokio::net::TcpListener;
 
 use crate::identity::Identity;
+use crate::rotation::SecretStatus;
 
 /// What identity-svc's `/metrics` reports: the gRPC calls it answered (by method and real
 /// status, with latency histograms) and gauges read at scrape time.
@@ -38,6 +41,14 @@ pub struct Metrics {
     revocations_reliable: Gauge,
     uptime_seconds: Gauge,
     revocations: Counter,
+    secret_dependents: Family<SecretDependents, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SecretDependents {
+    secret_id: String,
+    role: &'static str,
+    credential: &'static str,
 }
 
 impl Default for Metrics {
@@ -51,6 +62,7 @@ impl Default for Metrics {
             revocations_reliable: Gauge::default(),
             uptime_seconds: Gauge::default(),
             revocations: Counter::default(),
+            secret_dependents: Family::default(),
             registry: Registry::default(),
         };
         registry.register("ready", "1 when this replica can serve calls", metrics.ready.clone());
@@ -70,19 +82,41 @@ impl Default for Metrics {
             "Revocations delivered to this replica's verifiers",
             metrics.revocations.clone(),
         );
+        registry.register(
+            "secret_dependents",
+            "Live sessions and API keys signed by each secret (by id; retire a previous secret at 0)",
+            metrics.secret_dependents.clone(),
+        );
         Self { registry, ..metrics }
     }
 }
 
 impl Metrics {
     /// The registry rendered after the gauges are read.
-    fn render(&self, readiness: Readiness, uptime: Duration, revocations: u64) -> String {
+    fn render(
+        &self,
+        readiness: Readiness,
+        uptime: Duration,
+        revocations: u64,
+        secrets: Option<&SecretStatus>,
+    ) -> String {
         self.ready.set(i64::from(readiness.is_ready()));
         self.database_up.set(i64::from(readiness.database));
         self.revocations_reliable.set(i64::from(readiness.revocations_reliable));
         self.uptime_seconds.set(i64::try_from(uptime.as_secs()).unwrap_or(i64::MAX));
         // The epoch only grows; the counter mirrors it.
         self.revocations.inner().store(revocations, Ordering::Relaxed);
+        // Counted afresh at most every 30 s; left out (not zero) when the database did not answer.
+        self.secret_dependents.clear();
+        // Ids are written by identity-svc as hex; anything else never reaches a label.
+        let secrets = secrets.iter().flat_map(|status| &status.secrets);
+        for s in secrets.filter(|s| s.secret_id.chars().all(|c| c.is_ascii_hexdigit())) {
+            for (credential, n) in [("sessions", s.sessions), ("api_keys", s.api_keys)] {
+                let labels =
+                    SecretDependents { secret_id: s.secret_id.clone(), role: s.role.as_str(), credential };
+                self.secret_dependents.get_or_create(&labels).set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
         ashgate_runtime::metrics::render(&self.registry)
     }
 }
@@ -117,6 +151,8 @@ struct OpsState {
     metrics: Arc<Metrics>,
     draining: Arc<AtomicBool>,
     started: Instant,
+    /// The last count of what depends on each secret, and when it was taken.
+    secret_status: Arc<tokio::sync::Mutex<Option<(Instant, SecretStatus)>>>,
 }
 
 impl OpsServer {
@@ -127,7 +163,13 @@ impl OpsServer {
         addr: SocketAddr,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
-        let state = OpsState { identity, metrics, draining: Arc::default(), started: Instant::now() };
+        let state = OpsState {
+            identity,
+            metrics,
+            draining: Arc::default(),
+            started: Instant::now(),
+            secret_status: Arc::default(),
+        };
         Ok(Self { listener, state })
     }
 
@@ -205,6 +247,31 @@ async fn readyz(State(state): State<OpsState>) -> Response {
 /// `GET /metrics`.
 async fn metrics(State(state): State<OpsState>) -> Response {
     let readiness = readiness(&state).await;
-    let text = state.metrics.render(readiness, state.started.elapsed(), state.identity.revocations().epoch());
+    let status = secret_status(&state).await;
+    let text = state.metrics.render(
+        readiness,
+        state.started.elapsed(),
+        state.identity.revocations().epoch(),
+        status.as_ref(),
+    );
     ([(CONTENT_TYPE, metrics::CONTENT_TYPE), (CACHE_CONTROL, "no-store")], text).into_response()
+}
+
+/// How long a count of live credentials per secret is reused: two table scans are too much
+/// for every scrape, and retiring a secret is decided over days.
+const SECRET_STATUS_TTL: Duration = Duration::from_secs(30);
+
+/// The count of live credentials per secret, at most [`SECRET_STATUS_TTL`] old; `None` when
+/// the database does not answer in time (the gauge is then left out, not reported as zero).
+async fn secret_status(state: &OpsState) -> Option<SecretStatus> {
+    let mut cached = state.secret_status.lock().await;
+    if let Some((at, status)) = cached.as_ref()
+        && at.elapsed() < SECRET_STATUS_TTL
+    {
+        return Some(status.clone());
+    }
+    let status =
+        tokio::time::timeout(DATABASE_PROBE_TIMEOUT, state.identity.secret_status()).await.ok()?.ok()?;
+    *cached = Some((Instant::now(), status.clone()));
+    Some(status)
 }

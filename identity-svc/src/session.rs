@@ -106,7 +106,7 @@ impl Identity {
         // Spent moments ago: another tab of the same browser renewed at the same time, and gets
         // a fresh pair of the same session. Spent earlier: a replay.
         let grace = i64::try_from(self.config.refresh_reuse_grace.as_millis()).unwrap_or(0);
-        let fresh = FreshPair::new(&self.config, now);
+        let fresh = FreshPair::new(&self.config, self.codec()?, now);
         let renewal = self
             .store
             .renew_session(
@@ -206,7 +206,7 @@ impl Identity {
     ) -> Result<TokenPair> {
         let codec = self.codec()?;
         let now = now_ms();
-        let fresh = FreshPair::new(&self.config, now);
+        let fresh = FreshPair::new(&self.config, codec, now);
         let ids = self
             .store
             .insert_session(user_id, family_id, fresh.refresh(), fresh.access(), now, event)
@@ -257,11 +257,14 @@ struct FreshPair {
     access_nonce: Nonce,
     refresh_expires: i64,
     access_expires: i64,
+    /// The secret that will sign the pair (stored so `ashgate secrets status` can count).
+    secret_id: String,
 }
 
 impl FreshPair {
-    fn new(config: &crate::config::IdentityConfig, now: i64) -> Self {
+    fn new(config: &crate::config::IdentityConfig, codec: &crate::token::TokenCodec, now: i64) -> Self {
         Self {
+            secret_id: codec.signing_id().to_owned(),
             refresh_nonce: Nonce::generate(),
             access_nonce: Nonce::generate(),
             refresh_expires: after(now, config.refresh_token_ttl),
@@ -269,9 +272,9 @@ impl FreshPair {
         }
     }
 
-    /// What the refresh row stores: the nonce's hash and the expiry.
-    fn refresh(&self) -> (&[u8], i64) {
-        (self.refresh_nonce.hash(), self.refresh_expires)
+    /// What the refresh row stores: the nonce's hash, the expiry and the signing secret's id.
+    fn refresh(&self) -> (&[u8], i64, &str) {
+        (self.refresh_nonce.hash(), self.refresh_expires, &self.secret_id)
     }
 
     /// What the access row stores.

@@ -29,6 +29,7 @@ mod load;
 mod probes;
 mod redis_link;
 mod redis_restart;
+mod rotation;
 mod verifier_race;
 
 use std::panic::AssertUnwindSafe;

@@ -17,6 +17,7 @@ mod limits;
 mod matrix;
 mod metrics;
 mod revocation;
+mod rotation;
 mod seeding;
 mod sessions;
 mod tls;

@@ -105,3 +105,54 @@ async fn ten_thousand_idle_connections_cost_bounded_memory() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A TCP connection that never sends its HTTP/2 preface (anyone who can reach the port, or a
+/// verifier reconnecting at that moment) used to hold identity-svc's graceful shutdown open
+/// until it closed (hyper issue #4170), so a rolling restart waited for the orchestrator's
+/// SIGKILL. Now the drain is bounded: the process stops on its own, successfully.
+#[test]
+fn an_idle_connection_cannot_hold_identity_svc_open_after_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ashgate"))
+        .arg("identity")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("PHOENIX_WORKING_DIR", dir.path())
+        .env("ASHGATE_IDENTITY_PORT", port.to_string())
+        .env("ASHGATE_IDENTITY_METRICS_PORT", free_port().to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    assert!(
+        lines.by_ref().map_while(Result::ok).any(|l| l.contains("listening")),
+        "identity-svc did not start"
+    );
+    let idle = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let sent = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let started = std::time::Instant::now();
+    let limit = ashgate_identity::grpc::DRAIN_LIMIT + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("identity-svc was still running {limit:?} after SIGTERM with one idle connection open");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(idle);
+    assert!(status.success(), "{status}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("connections still open after the drain limit: stopping anyway"), "{stderr}");
+}

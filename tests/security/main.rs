@@ -37,6 +37,7 @@ mod rebinding;
 mod refresh;
 mod reset_links;
 mod reset_timing;
+mod rotation;
 mod sessions;
 mod support;
 mod tokens;

@@ -48,7 +48,12 @@ fn sign_as(alg: &str, claims: &Value, key: &[u8]) -> String {
 }
 
 /// Asserts every surface refuses `credential` with 401 / UNAUTHENTICATED and `message`.
-async fn refused_everywhere(fixture: &GatewayFixture, what: &str, credential: &str, message: &str) {
+pub(crate) async fn refused_everywhere(
+    fixture: &GatewayFixture,
+    what: &str,
+    credential: &str,
+    message: &str,
+) {
     assert_eq!(whoami(fixture, credential).await, (401, message.to_owned()), "{what}: gateway bearer");
     if credential.bytes().all(|b| b.is_ascii_graphic()) && !credential.contains(';') {
         assert_eq!(

@@ -34,6 +34,12 @@ pub const INTERNAL_TOKEN_METADATA: &str = "x-ashgate-internal-token";
 const MAX_MESSAGE: usize = 64 * 1024;
 /// Calls in flight on one connection (verifiers multiplex their calls over one).
 const MAX_STREAMS: u32 = 256;
+/// The longest a shutdown waits for open connections once it has begun. In-flight calls are
+/// short and revocation streams end at once, but hyper's graceful shutdown also waits for a
+/// connection that has not sent its HTTP/2 preface yet (hyper issue #4170): one idle TCP
+/// connection, a verifier reconnecting at that moment or anyone who can reach the port, would
+/// otherwise hold a rolling restart until the orchestrator's SIGKILL.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 /// Metadata carrying the gateway's own credential (`ASHGATE_GATEWAY_TOKEN`).
 pub const GATEWAY_TOKEN_METADATA: &str = "x-ashgate-gateway-token";
@@ -63,7 +69,8 @@ impl IdentityServer {
         self.metrics.clone()
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight calls finish.
+    /// Serves until `shutdown` completes, then lets in-flight calls finish (for at most
+    /// [`DRAIN_LIMIT`]).
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send,
@@ -86,6 +93,7 @@ impl IdentityServer {
         // call, so they must be told to end when shutdown begins.
         let (closing_tx, closing) = tokio::sync::watch::channel(false);
         tokio::spawn(report_readiness(Arc::downgrade(&identity), health.clone(), closing.clone()));
+        let mut drain_began = closing.clone();
         let shutdown = async move {
             shutdown.await;
             let _ = closing_tx.send(true);
@@ -100,7 +108,7 @@ impl IdentityServer {
         }
         // Every message identity-svc takes is small; streams per connection are bounded, so one
         // connection holds at most MAX_STREAMS × MAX_MESSAGE of requests in memory.
-        builder
+        let serving = builder
             .http2_keepalive_interval(Some(Duration::from_secs(5)))
             .http2_keepalive_timeout(Some(Duration::from_secs(5)))
             .max_concurrent_streams(Some(MAX_STREAMS))
@@ -128,8 +136,22 @@ impl IdentityServer {
                 InternalServiceServer::new(internal::InternalApi { identity, closing })
                     .max_decoding_message_size(MAX_MESSAGE),
             )
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await
+            .serve_with_incoming_shutdown(incoming, shutdown);
+        tokio::pin!(serving);
+        let drain_deadline = async move {
+            // Never fires before shutdown begins (or if the server ends on its own first).
+            if drain_began.wait_for(|closing| *closing).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(DRAIN_LIMIT).await;
+        };
+        tokio::select! {
+            result = &mut serving => result,
+            () = drain_deadline => {
+                tracing::warn!(limit = ?DRAIN_LIMIT, "connections still open after the drain limit: stopping anyway");
+                Ok(())
+            }
+        }
     }
 }
 

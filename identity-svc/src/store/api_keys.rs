@@ -46,19 +46,20 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKeyRow> {
 }
 
 impl Store {
-    /// Inserts a key (its token is signed afterwards with the returned id), with `event` (its
-    /// subject filled in here).
+    /// Inserts a key (its token is signed afterwards with the returned id, by the secret
+    /// `secret_id` names), with `event` (its subject filled in here).
     pub async fn insert_api_key(
         &self,
         key: &NewApiKey,
         nonce_hash: &[u8],
+        secret_id: &str,
         now_ms: i64,
         event: &AuditEvent,
     ) -> Result<ApiKey> {
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query(
-            "INSERT INTO api_keys (user_id, created_by_user_id, name, description, nonce_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO api_keys (user_id, created_by_user_id, name, description, nonce_hash, created_at, expires_at, secret_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(key.owner_id)
         .bind(key.created_by)
@@ -67,6 +68,7 @@ impl Store {
         .bind(nonce_hash)
         .bind(now_ms)
         .bind(key.expires_at_ms)
+        .bind(secret_id)
         .fetch_one(&mut *tx)
         .await?
         .try_get("id")?;

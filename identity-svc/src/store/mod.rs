@@ -5,6 +5,7 @@ mod api_keys;
 mod audit;
 mod ldap_users;
 mod revocations;
+mod secret_ids;
 mod sessions;
 mod users;
 

@@ -50,13 +50,14 @@ pub struct ResetRow {
 }
 
 impl Store {
-    /// Starts a session or continues `family_id`'s: a refresh row and its access row, in one
-    /// transaction with `event` (a sign-in). Returns (refresh id, access id).
+    /// Starts a session or continues `family_id`'s: a refresh row (nonce hash, expiry, id of
+    /// the signing secret) and its access row (nonce hash, expiry), in one transaction with
+    /// `event` (a sign-in). Returns (refresh id, access id).
     pub async fn insert_session(
         &self,
         user_id: i64,
         family_id: Option<i64>,
-        refresh: (&[u8], i64),
+        refresh: (&[u8], i64, &str),
         access: (&[u8], i64),
         now_ms: i64,
         event: Option<&AuditEvent>,
@@ -102,7 +103,7 @@ impl Store {
         refresh_id: i64,
         family_id: i64,
         grace_ms: i64,
-        refresh: (&[u8], i64),
+        refresh: (&[u8], i64, &str),
         access: (&[u8], i64),
         now_ms: i64,
     ) -> Result<Renewal> {
@@ -315,19 +316,20 @@ async fn insert_pair(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     user_id: i64,
     family_id: Option<i64>,
-    refresh: (&[u8], i64),
+    refresh: (&[u8], i64, &str),
     access: (&[u8], i64),
     now_ms: i64,
 ) -> Result<(i64, i64)> {
     let refresh_id: i64 = sqlx::query(
-        "INSERT INTO refresh_tokens (user_id, family_id, nonce_hash, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        "INSERT INTO refresh_tokens (user_id, family_id, nonce_hash, created_at, expires_at, secret_id) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(user_id)
     .bind(family_id.unwrap_or(0))
     .bind(refresh.0)
     .bind(now_ms)
     .bind(refresh.1)
+    .bind(refresh.2)
     .fetch_one(&mut **tx)
     .await?
     .try_get("id")?;

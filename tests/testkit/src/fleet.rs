@@ -121,6 +121,15 @@ impl ServiceProcess {
         }
     }
 
+    /// Sets (`Some`) or removes (`None`) a variable for the next [`ServiceProcess::start`], as
+    /// an operator changes a replica's configuration before restarting it.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != key);
+        if let Some(value) = value {
+            self.env.push((key.to_owned(), value.to_owned()));
+        }
+    }
+
     /// The process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -230,6 +239,11 @@ impl Fleet {
     /// Starts everything, the replicas of each service at the same time (as Compose does), with
     /// JSON logs. `binary` is the `ashgate` binary (`env!("CARGO_BIN_EXE_ashgate")`).
     pub fn start(binary: &Path) -> anyhow::Result<Self> {
+        Self::start_with(binary, &[])
+    }
+
+    /// [`Fleet::start`] with `extra` variables given to every service.
+    pub fn start_with(binary: &Path, extra_env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let postgres = PrivatePostgres::start()?;
         let redis = PrivateRedis::start()?;
         let dir = tempfile::Builder::new().prefix("ashgate-fleet-logs").tempdir()?;
@@ -258,6 +272,10 @@ impl Fleet {
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
             env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+            for (key, value) in extra_env {
+                env.retain(|(k, _)| k != key);
+                env.push(((*key).to_owned(), (*value).to_owned()));
+            }
             env
         };
 
