@@ -35,6 +35,8 @@ async fn a_bad_key_is_refused_before_its_body_arrives() {
         assert_eq!(status_of(&answer), 401, "{answer}");
         assert!(answer.ends_with("Invalid token"), "{answer}");
         assert!(answer.to_ascii_lowercase().contains("www-authenticate: bearer"), "{answer}");
+        // The unread body stays on the connection: the client is told not to reuse it.
+        assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
     }
 }
 
@@ -69,4 +71,11 @@ async fn a_flood_of_bad_keys_is_answered_401_every_time() {
         }
     }
     assert_eq!(total, BTreeMap::from([(401, 2000)]), "status: count of 2000 bad-key exports");
+    // The same pooled client goes on to other requests (it hung here when refused connections
+    // were not marked `Connection: close`).
+    let answer = tokio::time::timeout(Duration::from_secs(10), client.get(fixture.url("/healthz")).send())
+        .await
+        .expect("a request after the flood was answered")
+        .unwrap();
+    assert_eq!(answer.status(), 200);
 }

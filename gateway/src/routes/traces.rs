@@ -11,7 +11,9 @@
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{
+    AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use ashgate_identity_client::AuthError;
@@ -41,14 +43,14 @@ fn forwarded_authorization(headers: &HeaderMap) -> Option<HeaderValue> {
 #[tracing::instrument(skip_all)]
 pub async fn forward(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
     let headers = request.headers().clone();
-    if state.config.auth_enabled {
-        let token = Credential::of(&headers).token().map(str::to_owned).ok_or(AuthError::Missing)?;
-        // Phoenix's order: 401, then 403 for viewers, before anything about the body.
-        state.verifier.verify_bearer(&token).await?.check(true)?;
+    if state.config.auth_enabled
+        && let Err(refusal) = authorize(&state, &headers).await
+    {
+        return Ok(unread(refusal));
     }
     let Ok(_permit) = state.forwards.try_acquire() else {
         state.metrics.record_forward(false);
-        return Err(ApiError::Unavailable("Too many exports in flight, retry later".into()));
+        return Ok(unread(ApiError::Unavailable("Too many exports in flight, retry later".into())));
     };
     let body = read_limited(request, MAX_TRACES_BODY_BYTES).await?;
     let authorization = forwarded_authorization(&headers);
@@ -88,6 +90,23 @@ pub async fn forward(State(state): State<AppState>, request: Request) -> ApiResu
         tracing::warn!(error = %error, "no collector reachable");
     }
     Err(ApiError::Unavailable("Collector unavailable, retry later".into()))
+}
+
+/// Phoenix's order: 401, then 403 for viewers, before anything about the body.
+async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let token = Credential::of(headers).token().map(str::to_owned).ok_or(AuthError::Missing)?;
+    state.verifier.verify_bearer(&token).await?.check(true)?;
+    Ok(())
+}
+
+/// A refusal sent before the body was read. The connection cannot carry another request (the
+/// unread body is still on it, and the server closes it), so the answer says so: a client that
+/// pooled the connection would otherwise send its next request into a closed socket (reqwest
+/// waited for ever, seen in benches/edge).
+fn unread(refusal: ApiError) -> Response {
+    let mut response = refusal.into_response();
+    response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// The collector's answer, as the caller's answer.
