@@ -1,12 +1,27 @@
 //! The identity domain: one [`Identity`] per replica, holding storage, the token codec, the
-//! password pool, limits and the revocation bus. Operations live in the aggregate modules
-//! (`session`, `user`, `api_key`, `verify`); transports only translate.
+//! password pool, limits and the revocation bus. Transports (`grpc/`) only translate.
+//!
+//! `impl Identity` is split by what the operations are about, one block per module:
+//!
+//! | module | operations |
+//! |---|---|
+//! | `identity` (here) | start and shutdown, configuration, readiness, `authenticate`, revoking |
+//! | `session` | `login`, `refresh`, `logout`, starting and renewing sessions |
+//! | `user` | `create_user`, `delete_user`, `list_users`, `get_user`, `get_self`, `update_username`, `update_password`, `update_role` |
+//! | `api_key` | system and user API keys: create, list, delete |
+//! | `credential_check` | `verify_credential` for other services, with its cache |
+//! | `password_reset` | `request_password_reset`, `reset_password`, `set_password_offline` (the CLI) |
+//! | `oauth2` | `complete_oauth2_sign_in` |
+//! | `ldap` (`mod`, `account`) | `ldap_login`; finding, creating and syncing LDAP accounts |
+//! | `audit` | recording and `list_audit_events`, pruning |
+//! | `revocation_log` | revocations through the database (the outbox poller) |
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::IdentityConfig;
+use crate::credential_check::VerifyCache;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::mailer::Mailer;
@@ -15,7 +30,6 @@ use crate::principal::{CredentialKind, Principal, Role};
 use crate::revocation::{Revocation, RevocationBus};
 use crate::store::Store;
 use crate::token::{INVALID_TOKEN, TokenCodec};
-use crate::verify::VerifyCache;
 
 /// One identity replica's state. Cheap to share (`Arc`).
 pub struct Identity {

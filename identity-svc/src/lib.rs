@@ -9,12 +9,12 @@ pub mod audit;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod health_and_metrics;
 pub mod identity;
 pub mod ldap;
 pub mod limits;
 pub mod mailer;
 pub mod oauth2;
-pub mod ops;
 pub mod password;
 pub mod password_reset;
 pub mod principal;
@@ -23,12 +23,12 @@ mod revocation_log;
 pub mod rotation;
 /// Secrets (shared with the other services through the client crate).
 pub use ashgate_runtime::secret;
+pub mod credential_check;
 mod seed;
 pub mod session;
 pub mod store;
 pub mod token;
 pub mod user;
-pub mod verify;
 
 pub use config::IdentityConfig;
 pub use grpc::IdentityServer;
@@ -55,7 +55,7 @@ pub async fn run(
     let server = IdentityServer::bind(identity.clone(), listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (ASHGATE_IDENTITY_PORT)"))?;
-    let ops = ops::OpsServer::bind(identity.clone(), server.metrics(), ops_listen)
+    let ops = health_and_metrics::OpsServer::bind(identity.clone(), server.metrics(), ops_listen)
         .await
         .with_context(|| format!("cannot listen on {ops_listen} (ASHGATE_IDENTITY_METRICS_PORT)"))?;
     let (grpc_addr, http_addr) = (server.local_addr()?, ops.local_addr()?);

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ashgate_identity::IdentityServer;
-use ashgate_identity::ops::OpsServer;
+use ashgate_identity::health_and_metrics::OpsServer;
 use ashgate_proto::identity as pb;
 use ashgate_proto::identity::auth_service_client::AuthServiceClient;
 use ashgate_proto::identity::internal_service_client::InternalServiceClient;

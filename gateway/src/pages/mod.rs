@@ -8,7 +8,7 @@ mod audit;
 mod home;
 mod ldap;
 mod login;
-mod recovery;
+mod password_reset;
 mod session;
 mod settings;
 
@@ -37,8 +37,11 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(login::show).post(login::submit))
         .route("/login/ldap", post(ldap::submit))
         .route("/change-password", get(login::show_password).post(login::submit_password))
-        .route("/forgot-password", get(recovery::show_forgot).post(recovery::submit_forgot))
-        .route("/reset-password-with-token", get(recovery::show_reset).post(recovery::submit_reset))
+        .route("/forgot-password", get(password_reset::show_forgot).post(password_reset::submit_forgot))
+        .route(
+            "/reset-password-with-token",
+            get(password_reset::show_reset).post(password_reset::submit_reset),
+        )
         .route("/settings", get(settings::show))
         .route("/settings/audit", get(audit::show))
         .route("/settings/username", post(settings::rename_self))

@@ -24,8 +24,8 @@ use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::{Request, Status};
 
+use crate::health_and_metrics::Metrics;
 use crate::identity::{Caller, Identity};
-use crate::ops::Metrics;
 use crate::principal::CredentialKind;
 
 /// Metadata carrying the internal service credential (`ASHGATE_INTERNAL_TOKEN`).
