@@ -118,6 +118,10 @@ async fn client_library(fx: &IdentityFixture, key: &str) {
                 let key = key.clone();
                 async move {
                     verifier.verify_bearer(&key).await.unwrap();
+                    // A cache hit never waits, so without this the load tasks would hold both
+                    // worker threads and starve the verifier's revocation stream, whose silence
+                    // past 1.5 s turns caching off (and the answers into Unavailable).
+                    tokio::task::yield_now().await;
                 }
             })
             .await;
