@@ -233,6 +233,7 @@ mod tests {
         assert_eq!(config.grpc_port, 4317);
         assert_eq!(config.http_port, 4318);
         assert_eq!(config.max_message_bytes, 4 * 1024 * 1024);
+        assert_eq!(config.max_connections, 1024);
         assert_eq!(config.database.expose(), "sqlite:///home/x/.phoenix/ashgate-spans.db?mode=rwc");
 
         let env = Env::from_pairs([
@@ -247,6 +248,11 @@ mod tests {
         let bad =
             |k: &str, v: &str| CollectorConfig::from_env(&Env::from_pairs([(k, v)])).unwrap_err().to_string();
         assert_eq!(bad("PHOENIX_HOST", "nowhere"), "PHOENIX_HOST: must be an IP address");
+        let capped = Env::from_pairs([("HOME", "/home/x"), ("ASHGATE_OTLP_MAX_CONNECTIONS", "0")]);
+        assert_eq!(
+            CollectorConfig::from_env(&capped).unwrap_err().to_string(),
+            "ASHGATE_OTLP_MAX_CONNECTIONS: must be between 1 and 1048576"
+        );
         assert_eq!(
             bad("ASHGATE_SPANS_DATABASE_URL", "mysql://x"),
             "ASHGATE_SPANS_DATABASE_URL: must be a postgresql:// or sqlite: URL"

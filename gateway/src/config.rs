@@ -256,6 +256,24 @@ mod tests {
         assert_eq!(config.collector_grpc_urls, ["http://127.0.0.1:4317"]);
         assert_eq!(config.collector_http_urls, ["http://127.0.0.1:4318"]);
         assert!(config.csrf_trusted_hosts.is_empty());
+        assert_eq!(config.connection_limits.write_timeout, Duration::from_secs(30));
+        assert_eq!(config.connection_limits.max_connection_age, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn connection_deadlines_are_checked() {
+        assert_eq!(
+            err(&[("ASHGATE_HTTP_WRITE_TIMEOUT_SECONDS", "0")]),
+            "ASHGATE_HTTP_WRITE_TIMEOUT_SECONDS: must be between 1 and 3600"
+        );
+        assert_eq!(
+            err(&[("ASHGATE_HTTP_WRITE_TIMEOUT_SECONDS", "soon")]),
+            "ASHGATE_HTTP_WRITE_TIMEOUT_SECONDS: must be a whole number"
+        );
+        assert_eq!(
+            err(&[("ASHGATE_HTTP_MAX_CONNECTION_AGE_SECONDS", "86401")]),
+            "ASHGATE_HTTP_MAX_CONNECTION_AGE_SECONDS: must be between 1 and 86400"
+        );
     }
 
     #[test]
