@@ -12,6 +12,23 @@ pub mod collector {
     tonic::include_proto!("ashgate.collector.v1");
 }
 
+/// OpenInference span kinds as Phoenix's `SpanKind` enum names them: the values a span's kind is
+/// stored as and the values `span_kind` filters accept, on both sides of the collector's API.
+pub const SPAN_KINDS: [&str; 12] = [
+    "TOOL",
+    "CHAIN",
+    "LLM",
+    "PROMPT",
+    "RETRIEVER",
+    "EMBEDDING",
+    "AGENT",
+    "RERANKER",
+    "EVALUATOR",
+    "GUARDRAIL",
+    "DECISION",
+    "UNKNOWN",
+];
+
 /// Encoded `FileDescriptorSet` of every ashgate proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ashgate_descriptor.bin"));
 

@@ -17,21 +17,7 @@ pub const PROJECT_ATTRIBUTE: &str = "openinference.project.name";
 pub const DEFAULT_PROJECT: &str = "default";
 /// Span attribute that names the OpenInference span kind.
 pub const SPAN_KIND_ATTRIBUTE: &str = "openinference.span.kind";
-/// OpenInference span kinds, as Phoenix's `SpanKind` enum names them.
-pub const SPAN_KINDS: [&str; 12] = [
-    "TOOL",
-    "CHAIN",
-    "LLM",
-    "PROMPT",
-    "RETRIEVER",
-    "EMBEDDING",
-    "AGENT",
-    "RERANKER",
-    "EVALUATOR",
-    "GUARDRAIL",
-    "DECISION",
-    "UNKNOWN",
-];
+pub use ashgate_proto::SPAN_KINDS;
 
 /// Who sent an export, as stored with each span.
 #[derive(Debug, Clone, Copy)]

@@ -18,21 +18,7 @@ use crate::global_id;
 use crate::state::AppState;
 use crate::timestamp::iso_from_nanos;
 
-/// Phoenix's `SpanKind` values.
-pub const SPAN_KINDS: [&str; 12] = [
-    "TOOL",
-    "CHAIN",
-    "LLM",
-    "PROMPT",
-    "RETRIEVER",
-    "EMBEDDING",
-    "AGENT",
-    "RERANKER",
-    "EVALUATOR",
-    "GUARDRAIL",
-    "DECISION",
-    "UNKNOWN",
-];
+pub use ashgate_proto::SPAN_KINDS;
 /// Phoenix's span `StatusCode` values.
 pub const STATUS_CODES: [&str; 3] = ["UNSET", "OK", "ERROR"];
 
