@@ -20,6 +20,7 @@
 
 use std::time::{Duration, Instant};
 
+use ashgate_testkit::collector::deps::ashgate_collector::decode::attribute_index;
 use ashgate_testkit::collector::deps::ashgate_collector::decode::rows::{IngestBatch, SpanRow};
 use ashgate_testkit::collector::deps::ashgate_collector::store::{ResolvedBatch, Store};
 use ashgate_testkit::gateway::GatewayFixture;
@@ -69,6 +70,7 @@ fn row(trace: u64, index: u64, project: u64, traces: u64) -> SpanRow {
         end_time_unix_nano: start + 5_000_000 + (n % 97) as i64 * 1_000_000,
         status_code: status,
         status_message: String::new(),
+        attribute_hashes: attribute_index::hashes_of_json(&attributes).expect("an object"),
         attributes_json: attributes,
         events_json: "[]".into(),
         links_json: "[]".into(),

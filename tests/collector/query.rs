@@ -6,7 +6,7 @@ use ashgate_proto::collector::{
     QueryTracesRequest, TraceSort, attribute_filter, query_spans_request,
 };
 use ashgate_testkit::collector::deps::opentelemetry_proto::tonic::common::v1::{
-    AnyValue, KeyValue, any_value,
+    AnyValue, KeyValue, KeyValueList, any_value,
 };
 use ashgate_testkit::collector::deps::opentelemetry_proto::tonic::trace::v1::Status;
 use tonic::Code;
@@ -114,7 +114,10 @@ async fn span_filters() {
     // Trace 7: root "agent" (CHAIN) → child "llm" (LLM, ERROR, tokens) → grandchild "tool" (TOOL).
     let mut root = span(7, 0, 1_000);
     root.name = "agent".into();
-    root.attributes = vec![kv("openinference.span.kind", "CHAIN"), kv("user.id", "12345")];
+    // A prompt longer than the attribute index holds: found by reading spans' JSON.
+    let prompt = "Summarise this. ".repeat(20);
+    root.attributes =
+        vec![kv("openinference.span.kind", "CHAIN"), kv("user.id", "12345"), kv("input.value", &prompt)];
     let mut llm = span(7, 1, 2_000);
     llm.name = "llm".into();
     llm.parent_span_id = root.span_id.clone();
@@ -127,6 +130,7 @@ async fn span_filters() {
         typed("retries", any_value::Value::IntValue(2)),
         typed("cached", any_value::Value::BoolValue(true)),
         kv("session.id", "sess:abc:1"),
+        typed("metadata", any_value::Value::KvlistValue(KeyValueList { values: vec![kv("tier", "gold")] })),
     ];
     let mut tool = span(7, 2, 3_000);
     tool.name = "tool".into();
@@ -163,7 +167,7 @@ async fn span_filters() {
     assert_eq!(spans.into_inner().spans[0].span_kind, "LLM");
 
     use attribute_filter::Value as V;
-    let cases: [(Vec<AttributeFilter>, &[&str]); 9] = [
+    let cases: [(Vec<AttributeFilter>, &[&str]); 13] = [
         (vec![attribute("user.id", V::StringValue("12345".into()))], &["agent"]),
         (vec![attribute("user.id", V::IntValue(12345))], &[]),
         (vec![attribute("retries", V::IntValue(2))], &["tool", "llm"]),
@@ -173,6 +177,16 @@ async fn span_filters() {
         (vec![attribute("session.id", V::StringValue("sess:abc:1".into()))], &["llm"]),
         (vec![attribute("retries", V::IntValue(2)), attribute("cached", V::BoolValue(true))], &["llm"]),
         (vec![attribute("llm.model_name", V::StringValue("gpt-test".into()))], &["span-0"]),
+        (vec![attribute("metadata.tier", V::StringValue("gold".into()))], &["llm"]),
+        (vec![attribute("tier", V::StringValue("gold".into()))], &[]),
+        (vec![attribute("input.value", V::StringValue(prompt.clone()))], &["agent"]),
+        (
+            vec![
+                attribute("input.value", V::StringValue(prompt.clone())),
+                attribute("user.id", V::StringValue("12345".into())),
+            ],
+            &["agent"],
+        ),
     ];
     for (attributes, expected) in cases {
         let request = QuerySpansRequest { attributes: attributes.clone(), ..alpha() };
@@ -347,4 +361,59 @@ async fn an_export_naming_a_thousand_projects_files_every_span_under_its_own() {
         assert_eq!(spans.len(), 1, "{name}");
         assert_eq!(spans[0].trace_id, trace_hex(i), "{name}");
     }
+}
+
+/// Spans stored before the attribute index existed (or by a collector that predates it, during
+/// a rolling upgrade) have no index rows: attribute filters still find them, merged newest first
+/// with indexed spans, across pages, beside the other filters.
+#[tokio::test]
+async fn attribute_filters_find_spans_stored_before_the_index() {
+    use ashgate_testkit::collector::deps::sqlx::{self, AnyPool, Executor as _};
+    use attribute_filter::Value as V;
+
+    let collector = collector().await;
+    let mut otlp = trace_client(&collector).await;
+    let tagged = |trace: u64| {
+        let mut span = span(trace, 0, 1_000 * trace);
+        span.attributes = vec![kv("user.id", "u-1"), kv("openinference.span.kind", "LLM")];
+        span
+    };
+    otlp.export(export_request(Some("alpha"), vec![tagged(1), tagged(2), tagged(3)])).await.unwrap();
+    sqlx::any::install_default_drivers();
+    let pool = AnyPool::connect(collector.database.url.expose()).await.unwrap();
+    let indexed: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM span_attributes").fetch_one(&pool).await.unwrap();
+    assert_eq!(indexed, 6, "two values for each of three spans");
+    pool.execute("DELETE FROM span_attributes").await.unwrap();
+    pool.execute("UPDATE spans SET attributes_indexed = 0").await.unwrap();
+    otlp.export(export_request(Some("alpha"), vec![tagged(4), tagged(5), span(6, 0, 6_000)])).await.unwrap();
+
+    let mut client = SpanQueryServiceClient::connect(collector.grpc_endpoint()).await.unwrap();
+    let request = QuerySpansRequest {
+        attributes: vec![attribute("user.id", V::StringValue("u-1".into()))],
+        limit: 2,
+        ..alpha()
+    };
+    let mut traces = Vec::new();
+    let mut max_id = 0;
+    loop {
+        let page =
+            client.query_spans(QuerySpansRequest { max_id, ..request.clone() }).await.unwrap().into_inner();
+        traces.push(page.spans.iter().map(|s| s.trace_id.clone()).collect::<Vec<_>>());
+        if page.next_max_id == 0 {
+            break;
+        }
+        max_id = page.next_max_id;
+    }
+    let expected = [vec![trace_hex(5), trace_hex(4)], vec![trace_hex(3), trace_hex(2)], vec![trace_hex(1)]];
+    assert_eq!(traces, expected);
+    let llm = QuerySpansRequest { span_kinds: vec!["LLM".into()], limit: 10, ..request.clone() };
+    assert_eq!(names(&mut client, llm).await.len(), 5);
+    let other_value = QuerySpansRequest {
+        attributes: vec![attribute("user.id", V::StringValue("u-2".into()))],
+        ..request.clone()
+    };
+    assert!(names(&mut client, other_value).await.is_empty());
+    let one_trace = QuerySpansRequest { trace_ids: vec![trace_hex(2)], ..request };
+    assert_eq!(names(&mut client, one_trace).await.len(), 1);
 }

@@ -25,6 +25,8 @@ pub struct SpanRow {
     pub status_message: String,
     /// JSON object of attribute key to value.
     pub attributes_json: String,
+    /// The attribute index's entries for this span ([`crate::decode::attribute_index`]).
+    pub attribute_hashes: Vec<i64>,
     /// JSON array of `{name, time_unix_nano, attributes}`.
     pub events_json: String,
     /// JSON array of `{trace_id, span_id, attributes}`.

@@ -1,9 +1,10 @@
 //! Multi-row span inserts: a few fixed statement sizes (so each connection prepares them once)
 //! inside one transaction per writer batch, `ON CONFLICT DO NOTHING` so retried exports do not
 //! duplicate spans. The rows actually stored come back (`RETURNING`), and their share of each
-//! trace is added to the `traces` table in the same transaction.
+//! trace is added to the `traces` table in the same transaction, and their attribute values to
+//! the attribute index (`span_attributes`, see `decode::attribute_index`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -32,11 +33,12 @@ const COLUMNS: &[&str] = &[
     "span_kind",
     "llm_token_count_prompt",
     "llm_token_count_completion",
+    "attributes_indexed",
 ];
 
-/// What each stored row contributes to its trace.
+/// What each stored row contributes to its trace, and what finds its attribute hashes.
 const RETURNING: &str = " RETURNING project_id, trace_id, start_time, end_time, status_code, \
-                         llm_token_count_prompt, llm_token_count_completion";
+                         llm_token_count_prompt, llm_token_count_completion, id, span_id";
 
 const TRACE_COLUMNS: &[&str] = &[
     "project_id",
@@ -50,21 +52,27 @@ const TRACE_COLUMNS: &[&str] = &[
     "token_count_completion",
 ];
 
-/// Rows per statement, largest first; 512 × 19 parameters stays under SQLite's 32766.
+/// Rows per statement, largest first; 512 × 20 parameters stays under SQLite's 32766.
 const CHUNK_SIZES: [usize; 5] = [512, 128, 32, 8, 1];
+
+/// Attribute index rows per statement (three parameters each).
+const INDEX_CHUNK_SIZES: [usize; 6] = [2048, 512, 128, 32, 8, 1];
 
 /// The prepared INSERT texts for each chunk size.
 #[derive(Debug)]
 pub(super) struct InsertStatements {
     spans: Vec<(usize, Arc<str>)>,
     traces: Vec<(usize, Arc<str>)>,
+    attributes: Vec<(usize, Arc<str>)>,
 }
 
 impl InsertStatements {
     pub(super) fn new(backend: Backend) -> Self {
         let spans = CHUNK_SIZES.iter().map(|&rows| (rows, Arc::from(insert_sql(backend, rows)))).collect();
         let traces = CHUNK_SIZES.iter().map(|&rows| (rows, Arc::from(traces_sql(backend, rows)))).collect();
-        Self { spans, traces }
+        let attributes =
+            INDEX_CHUNK_SIZES.iter().map(|&rows| (rows, Arc::from(attributes_sql(backend, rows)))).collect();
+        Self { spans, traces, attributes }
     }
 
     /// The largest span statement that fits in `remaining` rows.
@@ -75,6 +83,11 @@ impl InsertStatements {
     /// The largest trace statement that fits in `remaining` rows.
     fn pick_traces(&self, remaining: usize) -> Option<(usize, Arc<str>)> {
         self.traces.iter().find(|(rows, _)| *rows <= remaining).cloned()
+    }
+
+    /// The largest attribute index statement that fits in `remaining` rows.
+    fn pick_attributes(&self, remaining: usize) -> Option<(usize, Arc<str>)> {
+        self.attributes.iter().find(|(rows, _)| *rows <= remaining).cloned()
     }
 }
 
@@ -104,6 +117,14 @@ fn insert_sql(backend: Backend, rows: usize) -> String {
     values(&mut sql, backend, rows, COLUMNS.len());
     sql.push_str(" ON CONFLICT (trace_id, span_id) DO NOTHING");
     sql.push_str(RETURNING);
+    sql
+}
+
+/// Index rows of newly stored spans (a retried export's rows are already there).
+fn attributes_sql(backend: Backend, rows: usize) -> String {
+    let mut sql = String::from("INSERT INTO span_attributes (project_id, value_hash, span_row_id) VALUES ");
+    values(&mut sql, backend, rows, 3);
+    sql.push_str(" ON CONFLICT DO NOTHING");
     sql
 }
 
@@ -179,12 +200,19 @@ impl Store {
         let mut tx = self.pool.begin().await.map_err(unavailable("begin"))?;
         let mut inserted = 0;
         let mut traces: BTreeMap<(i64, String), TraceShare> = BTreeMap::new();
+        let mut index_rows: Vec<(i64, i64, i64)> = Vec::new();
         let mut rows = rows.into_iter();
         let mut remaining = total;
         while let Some((size, sql)) = self.insert.pick(remaining) {
             let mut query = sqlx::query(AssertSqlSafe(sql));
-            for (index, row) in rows.by_ref().take(size) {
+            // Which hashes belong to which row, found again by the (trace_id, span_id) it returns.
+            let mut hashes: HashMap<(String, String), Vec<i64>> = HashMap::with_capacity(size);
+            for (index, mut row) in rows.by_ref().take(size) {
                 let Some((project_ids, resources, user_id, kind)) = metas.get(index) else { continue };
+                let attribute_hashes = std::mem::take(&mut row.attribute_hashes);
+                if !attribute_hashes.is_empty() {
+                    hashes.insert((row.trace_id.clone(), row.span_id.clone()), attribute_hashes);
+                }
                 query = query
                     .bind(project_ids.get(row.project).copied().unwrap_or_default())
                     .bind(row.trace_id)
@@ -204,12 +232,18 @@ impl Store {
                     .bind(*kind)
                     .bind(row.span_kind)
                     .bind(row.llm_token_count_prompt)
-                    .bind(row.llm_token_count_completion);
+                    .bind(row.llm_token_count_completion)
+                    .bind(1_i64);
             }
             let stored = query.fetch_all(&mut *tx).await.map_err(unavailable("insert spans"))?;
             for row in &stored {
                 let key = (row.try_get::<i64, _>(0), row.try_get::<String, _>(1));
                 let (Ok(project), Ok(trace)) = key else { continue };
+                let id: i64 = row.try_get(7).map_err(unavailable("read stored span"))?;
+                let span_id: String = row.try_get(8).map_err(unavailable("read stored span"))?;
+                if let Some(values) = hashes.remove(&(trace.clone(), span_id)) {
+                    index_rows.extend(values.into_iter().map(|hash| (project, hash, id)));
+                }
                 traces
                     .entry((project, trace))
                     .or_default()
@@ -220,8 +254,29 @@ impl Store {
             remaining -= size;
         }
         self.add_to_traces(&mut tx, traces).await?;
+        self.add_to_attribute_index(&mut tx, index_rows).await?;
         tx.commit().await.map_err(unavailable("commit"))?;
         Ok(inserted)
+    }
+
+    /// Inserts index rows in key order (neighbouring B-tree pages, and a fixed lock order).
+    async fn add_to_attribute_index(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        mut index_rows: Vec<(i64, i64, i64)>,
+    ) -> Result<(), crate::error::Error> {
+        index_rows.sort_unstable();
+        let mut remaining = index_rows.len();
+        let mut entries = index_rows.into_iter();
+        while let Some((size, sql)) = self.insert.pick_attributes(remaining) {
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (project, hash, id) in entries.by_ref().take(size) {
+                query = query.bind(project).bind(hash).bind(id);
+            }
+            query.execute(&mut **tx).await.map_err(unavailable("index attributes"))?;
+            remaining -= size;
+        }
+        Ok(())
     }
 
     /// Upserts the batch's share of each trace, in key order (so concurrent writers on
