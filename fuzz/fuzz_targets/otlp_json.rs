@@ -2,6 +2,7 @@
 //! rows. Errors are fine; panics, stack overflows and invalid JSON written back are not.
 #![no_main]
 
+use ashgate_collector::decode::attribute_index;
 use ashgate_collector::decode::convert::{Sender, convert_export};
 use libfuzzer_sys::fuzz_target;
 
@@ -12,5 +13,13 @@ fuzz_target!(|data: &[u8]| {
         for json in [&row.attributes_json, &row.events_json, &row.links_json] {
             assert!(serde_json::from_str::<serde_json::Value>(json).is_ok(), "invalid JSON written: {json}");
         }
+        // The attribute index holds every value the stored JSON has (the JSON keeps one of
+        // duplicate keys, the index both).
+        let stored = attribute_index::hashes_of_json(&row.attributes_json).expect("attributes are an object");
+        assert!(
+            stored.iter().all(|hash| row.attribute_hashes.binary_search(hash).is_ok()),
+            "a stored value is missing from the attribute index: {}",
+            row.attributes_json
+        );
     }
 });

@@ -3,6 +3,7 @@
 //! whatever the export held.
 #![no_main]
 
+use ashgate_collector::decode::attribute_index;
 use ashgate_collector::decode::convert::{Sender, convert_export};
 use libfuzzer_sys::fuzz_target;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -19,6 +20,14 @@ fn check(request: ExportTraceServiceRequest) {
         for json in [&row.attributes_json, &row.events_json, &row.links_json] {
             assert!(serde_json::from_str::<serde_json::Value>(json).is_ok(), "invalid JSON written: {json}");
         }
+        // The attribute index holds every value the stored JSON has (the JSON keeps one of
+        // duplicate keys, the index both).
+        let stored = attribute_index::hashes_of_json(&row.attributes_json).expect("attributes are an object");
+        assert!(
+            stored.iter().all(|hash| row.attribute_hashes.binary_search(hash).is_ok()),
+            "a stored value is missing from the attribute index: {}",
+            row.attributes_json
+        );
         assert_eq!(row.trace_id.len(), 32);
         assert_eq!(row.span_id.len(), 16);
     }

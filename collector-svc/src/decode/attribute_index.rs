@@ -237,6 +237,10 @@ mod tests {
             kv("tiny", Value::DoubleValue(1e-7)),
             kv("big", Value::DoubleValue(1e19)),
             kv("huge", Value::DoubleValue(1e300)),
+            // Doubles that only a correctly rounding parser reads back exactly.
+            kv("seventeen digits", Value::DoubleValue(0.300_000_000_000_000_04)),
+            kv("smallest", Value::DoubleValue(5e-324)),
+            kv("largest", Value::DoubleValue(f64::MAX)),
             kv("nan", Value::DoubleValue(f64::NAN)),
             kv("inf", Value::DoubleValue(f64::NEG_INFINITY)),
             kv("flag", Value::BoolValue(false)),
@@ -256,7 +260,7 @@ mod tests {
         let from_otlp = hashes(&attributes);
         assert_eq!(Some(from_otlp.clone()), hashes_of_json(&json), "{json}");
         // Every scalar once; the array and its element are not searched, nor long strings.
-        assert_eq!(from_otlp.len(), 16, "{json}");
+        assert_eq!(from_otlp.len(), 19, "{json}");
         assert!(from_otlp.contains(&hash("short enough", Scalar::Text(&"é".repeat(MAX_INDEXED_TEXT / 2)))));
         assert!(from_otlp.contains(&hash("a.c.d", Scalar::Int(-4))));
         assert!(from_otlp.contains(&hash("a.b", Scalar::Text("deep"))));
