@@ -492,7 +492,8 @@ impl Store {
         if let Some(t) = filter.start_time_max {
             sql.push(" AND spans.start_time < ").arg(Arg::Int(t));
         }
-        let mut columns_filtered = 0;
+        // Column filters, and how many of them name one value (an index walks those in id order).
+        let (mut columns_filtered, mut single_valued) = (0, 0);
         for (column, values) in [
             ("trace_id", &filter.trace_ids),
             ("span_id", &filter.span_ids),
@@ -502,6 +503,7 @@ impl Store {
         ] {
             if !values.is_empty() {
                 columns_filtered += 1;
+                single_valued += usize::from(values.len() == 1);
                 sql.push(" AND spans.").push(column).push(" IN ").list(values);
             }
         }
@@ -509,6 +511,7 @@ impl Store {
             ParentFilter::Any => {}
             ParentFilter::Roots => {
                 columns_filtered += 1;
+                single_valued += 1;
                 sql.push(" AND spans.parent_span_id = ''");
             }
             ParentFilter::Of(parent) => {
@@ -523,15 +526,18 @@ impl Store {
             sql.push(" AND spans.id <= ").arg(Arg::Int(id));
         }
         sql.push(" ORDER BY ").push(order).push(" DESC LIMIT ").arg(Arg::Int(i64::from(filter.limit) + 1));
-        // Every filter but a time window has an index that yields ids newest first, so a page
-        // never needs a sort. PostgreSQL cannot estimate JSON conditions (it guesses "very few",
-        // then filters the whole project and sorts it: 9 s for a common attribute over 1M
-        // spans), and for two column filters it combines their indexes and sorts thousands of
-        // ids (167 ms p50 for span_kind and status_code): told not to sort, it walks one index
-        // newest first and checks the rest, stopping at the page.
+        // A filter on one value (or an attribute, through its index) has an index that yields ids
+        // newest first, so such a page needs no sort. PostgreSQL cannot estimate JSON conditions
+        // (it guesses "very few", then filters the whole project and sorts it: 9 s for a common
+        // attribute over 1M spans), and for two column filters it combines their indexes and
+        // sorts thousands of ids (108 ms p50 for span_kind and status_code): told not to sort,
+        // it walks one index newest first and checks the rest, stopping at the page. Not with a
+        // time window, or when every column filter lists several values: then no index walk is
+        // in order, and "no sort" would walk the whole project.
         let no_sort = self.backend == Backend::Postgres
             && (!filter.attributes.is_empty()
                 || (columns_filtered >= 2
+                    && single_valued >= 1
                     && filter.start_time_min.is_none()
                     && filter.start_time_max.is_none()));
         let rows = if no_sort {
