@@ -91,7 +91,7 @@ pub fn hashes_of_json(json: &str) -> Option<Vec<i64>> {
     let mut out = Vec::with_capacity(map.len());
     let mut path = String::new();
     for (key, value) in &map {
-        json_value(key, value, &mut path, 1, &mut out);
+        json_value(key, value, &mut path, &mut out);
     }
     out.sort_unstable();
     out.dedup();
@@ -137,7 +137,9 @@ fn push(out: &mut Vec<i64>, path: &str, scalar: Scalar<'_>) {
     }
 }
 
-fn json_value(key: &str, value: &serde_json::Value, path: &mut String, depth: usize, out: &mut Vec<i64>) {
+/// Stored JSON needs no depth limit of its own: `json_text` already wrote values past
+/// [`MAX_DEPTH`] as `null`, and serde_json refuses nesting deeper than 128.
+fn json_value(key: &str, value: &serde_json::Value, path: &mut String, out: &mut Vec<i64>) {
     let len = path.len();
     if len > 0 {
         path.push('.');
@@ -146,10 +148,8 @@ fn json_value(key: &str, value: &serde_json::Value, path: &mut String, depth: us
     let scalar = match value {
         serde_json::Value::Null | serde_json::Value::Array(_) => None,
         serde_json::Value::Object(map) => {
-            if depth < MAX_DEPTH {
-                for (key, value) in map {
-                    json_value(key, value, path, depth + 2, out);
-                }
+            for (key, value) in map {
+                json_value(key, value, path, out);
             }
             None
         }
@@ -214,11 +214,8 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
 
     use super::*;
+    use crate::decode::json_text::tests::kv;
     use crate::decode::json_text::write_attributes;
-
-    fn kv(key: &str, value: Value) -> KeyValue {
-        KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
-    }
 
     #[test]
     fn the_stored_json_gives_the_same_hashes_as_the_otlp_values() {

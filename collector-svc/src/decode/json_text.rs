@@ -107,12 +107,13 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
 
     use super::*;
 
-    fn kv(key: &str, value: Value) -> KeyValue {
+    /// One attribute (shared with the attribute index's tests).
+    pub(crate) fn kv(key: &str, value: Value) -> KeyValue {
         KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
     }
 

@@ -238,11 +238,14 @@ impl Store {
             let stored = query.fetch_all(&mut *tx).await.map_err(unavailable("insert spans"))?;
             for row in &stored {
                 let key = (row.try_get::<i64, _>(0), row.try_get::<String, _>(1));
-                let (Ok(project), Ok(trace)) = key else { continue };
-                let id: i64 = row.try_get(7).map_err(unavailable("read stored span"))?;
-                let span_id: String = row.try_get(8).map_err(unavailable("read stored span"))?;
-                if let Some(values) = hashes.remove(&(trace.clone(), span_id)) {
-                    index_rows.extend(values.into_iter().map(|hash| (project, hash, id)));
+                let (Ok(project), Ok(mut trace)) = key else { continue };
+                if !hashes.is_empty() {
+                    let id: i64 = row.try_get(7).map_err(unavailable("read stored span"))?;
+                    let span = (trace, row.try_get::<String, _>(8).map_err(unavailable("read stored span"))?);
+                    if let Some(values) = hashes.remove(&span) {
+                        index_rows.extend(values.into_iter().map(|hash| (project, hash, id)));
+                    }
+                    trace = span.0;
                 }
                 traces
                     .entry((project, trace))
